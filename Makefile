@@ -1,0 +1,68 @@
+# ragspin — build, test and run.
+#   make up     run the app (Spin 4.0.x when installed, else the dev test host) on 127.0.0.1:3000
+#   make test   everything CI checks: toolchain setup, build, fmt, clippy (native + wasm32), tests
+#   make build  build every component for wasm32-wasip2 (release, size-optimised)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+COMPONENTS := health query ingest auth web
+COMPONENT_PKGS := $(addprefix -p ragspin-,$(COMPONENTS))
+TEST_COMPONENT_PKGS := -p ragspin-probe
+WASM_PKGS := -p ragspin-core -p ragspin-spin $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
+LISTEN ?= 127.0.0.1:3000
+HAVE_SPIN := $(shell command -v spin 2>/dev/null)
+
+.PHONY: setup build wasm fmt-check clippy test up sizes clean
+
+## Install what the build needs when it is missing (wasm target, rustfmt, clippy).
+setup:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+## Build every component (spin build when Spin is installed).
+build: setup
+ifdef HAVE_SPIN
+	spin build
+else
+	$(MAKE) --no-print-directory wasm
+endif
+
+wasm: setup
+	$(CARGO) build --target $(WASM_TARGET) --release $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
+	@$(MAKE) --no-print-directory sizes
+
+sizes:
+	@for c in $(COMPONENTS); do \
+	  f=target/$(WASM_TARGET)/release/$$c.wasm; \
+	  [ -f $$f ] && printf '%-8s %8d bytes\n' $$c $$(stat -c %s $$f) || true; \
+	done
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(WASM_PKGS) -- -D warnings
+
+## The test command CI runs (.ci/run): build, lint, then every test tier.
+test: setup fmt-check wasm clippy
+	$(CARGO) test --workspace
+
+## Run the app on its embedded defaults.
+up:
+ifdef HAVE_SPIN
+	spin build --up --listen $(LISTEN) --runtime-config-file runtime-config.toml
+else
+	@echo "spin not found: serving with ragspin's dev-only wasmtime test host."
+	@echo "Spin 4.0.x is the runtime to use beyond a laptop; install it from"
+	@echo "https://spinframework.dev/install and run 'spin build --up'."
+	$(MAKE) --no-print-directory wasm
+	$(CARGO) run -p ragspin-host -- --manifest spin.toml --listen $(LISTEN) --runtime-config-file runtime-config.toml
+endif
+
+clean:
+	$(CARGO) clean
+	rm -rf .spin

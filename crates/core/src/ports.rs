@@ -1,0 +1,292 @@
+//! The ports: the only ways the core reaches the outside world.
+//!
+//! Each trait has a Spin adapter (in `ragspin-spin`, wasm32 only) and an
+//! in-memory adapter (in `ragspin-testkit`). The semantics every adapter must
+//! honour are written down here and checked by the contract suites in
+//! `ragspin_testkit::contract`.
+//!
+//! The traits use `async fn` without `Send` bounds: a Spin component is a
+//! single-threaded wasm instance, and the Spin SDK's futures are not `Send`.
+#![allow(async_fn_in_trait)]
+
+use crate::domain::{ChatCompletion, ChatRequest, Embedding, ScoredChunk, SearchQuery};
+use crate::error::Result;
+use crate::http::{HttpRequest, HttpResponse};
+
+/// A key-value store (Spin's `default` store; Redis on Kubernetes).
+///
+/// Keys are UTF-8 strings, values are bytes. Failures are [`crate::Error::Storage`].
+pub trait KvStore {
+    /// The value of `key`, or `None` if it is absent.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Store `value` under `key`, overwriting any previous value.
+    async fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Remove `key`. Deleting an absent key succeeds.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Add `delta` to the counter at `key` and return the new value.
+    ///
+    /// Counters are stored as decimal ASCII (`b"42"`); an absent key counts as
+    /// 0. A value that is not a decimal `i64`, or an overflow, is an error and
+    /// leaves the stored value unchanged. Adapters without an atomic increment
+    /// (Spin's key-value API) implement it as read-modify-write, so concurrent
+    /// increments may be lost: use it for metrics and soft limits, not money.
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64>;
+}
+
+/// Parse a counter value as stored by [`KvStore::increment`].
+pub fn parse_counter(key: &str, bytes: &[u8]) -> Result<i64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .ok_or_else(|| crate::Error::Storage(format!("value at {key:?} is not a decimal counter")))
+}
+
+/// Add `delta` to an optional stored counter, as [`KvStore::increment`] defines.
+pub fn next_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64> {
+    let current = match current {
+        Some(bytes) => parse_counter(key, bytes)?,
+        None => 0,
+    };
+    current
+        .checked_add(delta)
+        .ok_or_else(|| crate::Error::Storage(format!("counter at {key:?} would overflow")))
+}
+
+/// A value bound to, or read from, SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// SQLite INTEGER.
+    Integer(i64),
+    /// SQLite REAL.
+    Real(f64),
+    /// SQLite TEXT.
+    Text(String),
+    /// SQLite BLOB.
+    Blob(Vec<u8>),
+    /// SQL NULL.
+    Null,
+}
+
+impl SqlValue {
+    /// The integer, if this is an INTEGER.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Self::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// The number, if this is a REAL (or an INTEGER, widened).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Real(f) => Some(*f),
+            #[allow(clippy::cast_precision_loss)]
+            Self::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+    /// The text, if this is TEXT.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The bytes, if this is a BLOB.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+    /// Whether this is NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Self::Null)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        Self::Integer(v)
+    }
+}
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        Self::Real(v)
+    }
+}
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        Self::Blob(v)
+    }
+}
+impl From<&[u8]> for SqlValue {
+    fn from(v: &[u8]) -> Self {
+        Self::Blob(v.to_vec())
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+/// One result row: values in column order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(pub Vec<SqlValue>);
+
+impl Row {
+    /// The value at column `index`.
+    pub fn get(&self, index: usize) -> Option<&SqlValue> {
+        self.0.get(index)
+    }
+}
+
+/// The result of a query: column names and rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rows {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// The rows.
+    pub rows: Vec<Row>,
+}
+
+impl Rows {
+    /// The position of the column called `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+    /// The value of column `name` in row `row`.
+    pub fn value(&self, row: usize, name: &str) -> Option<&SqlValue> {
+        self.rows.get(row)?.get(self.column(name)?)
+    }
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// SQL over SQLite (Spin's `default` database; libSQL remotely).
+///
+/// Parameters bind positionally to `?` / `?N`. One statement per call.
+/// Failures (bad SQL, constraint violations, I/O) are [`crate::Error::Storage`].
+pub trait Sql {
+    /// Run a statement; returns the number of rows it inserted, updated or deleted.
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64>;
+    /// Run a query and return all its rows with their column names.
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows>;
+}
+
+/// Application configuration (Spin variables).
+pub trait Config {
+    /// The value of variable `name`.
+    ///
+    /// `Ok(None)`: the variable is not defined for this component (Spin's
+    /// `Undefined`); `Ok(Some(""))`: defined and empty. An invalid name
+    /// (see [`validate_variable_name`]) or a failing provider is an error.
+    async fn get(&self, name: &str) -> Result<Option<String>>;
+}
+
+/// Check a variable name against Spin's rules: lowercase ASCII letters,
+/// digits and single underscores, starting with a letter, not ending with `_`.
+pub fn validate_variable_name(name: &str) -> Result<()> {
+    let invalid = |why: &str| Err(crate::Error::Internal(format!("invalid variable name {name:?}: {why}")));
+    let Some(first) = name.bytes().next() else {
+        return invalid("empty");
+    };
+    if !name
+        .bytes()
+        .all(|b| b == b'_' || b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return invalid("only lowercase letters, digits and '_' are allowed");
+    }
+    if !first.is_ascii_lowercase() {
+        return invalid("must start with a letter");
+    }
+    if name.ends_with('_') {
+        return invalid("must not end with '_'");
+    }
+    if name.contains("__") {
+        return invalid("must not contain '__'");
+    }
+    Ok(())
+}
+
+/// Wall-clock time.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_unix_ms(&self) -> u64;
+}
+
+/// Outbound HTTP (Azure OpenAI).
+///
+/// Transport failures are [`crate::Error::Upstream`] or [`crate::Error::Timeout`];
+/// any HTTP status, including 4xx/5xx, is a successful `send`.
+pub trait HttpClient {
+    /// Send `request` and return the whole response.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
+}
+
+/// Turns texts into vectors.
+pub trait Embedder {
+    /// The model (or deployment) name; part of the embedding cache key.
+    fn model(&self) -> &str;
+    /// Embed each text; the result has one vector per input, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>>;
+}
+
+/// A chat-completion model.
+pub trait ChatModel {
+    /// Complete the conversation in `request`.
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion>;
+}
+
+/// Finds the chunks most relevant to a query.
+pub trait Retriever {
+    /// At most `query.top_k` chunks, best first.
+    async fn retrieve(&self, query: &SearchQuery) -> Result<Vec<ScoredChunk>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_spin_style_variable_names() {
+        for name in ["azure_openai_endpoint", "jwt_secret", "a1", "x"] {
+            assert!(validate_variable_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_variable_names_spin_would_reject() {
+        for name in ["", "Upper", "1abc", "_a", "a_", "a__b", "a-b", "a.b"] {
+            assert!(validate_variable_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn counts_an_absent_counter_from_zero() {
+        assert_eq!(next_counter("k", None, 5).unwrap(), 5);
+        assert_eq!(next_counter("k", Some(b"-3"), 1).unwrap(), -2);
+    }
+
+    #[test]
+    fn refuses_to_increment_garbage_or_overflow() {
+        assert!(next_counter("k", Some(b"abc"), 1).is_err());
+        assert!(next_counter("k", Some(i64::MAX.to_string().as_bytes()), 1).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! The parts of a Spin manifest (v2) and runtime config the host reproduces.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `spin.toml`, manifest version 2 (only the fields Spin's HTTP trigger and
+/// the factors we reproduce read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub spin_manifest_version: u32,
+    pub application: Application,
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+    #[serde(default)]
+    pub trigger: Triggers,
+    #[serde(default)]
+    pub component: BTreeMap<String, Component>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Application {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// An application variable: exactly one of `default` / `required = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Triggers {
+    #[serde(default)]
+    pub http: Vec<HttpTrigger>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpTrigger {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Component {
+    pub source: String,
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<String>,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading manifest {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("parsing manifest {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let manifest: Manifest = toml::from_str(text)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.spin_manifest_version != 2 {
+            bail!("only spin_manifest_version = 2 is supported");
+        }
+        for (name, var) in &self.variables {
+            crate::variables::check_name(name)?;
+            match (&var.default, var.required) {
+                (Some(_), true) => bail!("variable {name:?}: cannot be required and have a default"),
+                (None, false) => bail!("variable {name:?}: must be required or have a default"),
+                _ => {}
+            }
+        }
+        for trigger in &self.trigger.http {
+            if !self.component.contains_key(&trigger.component) {
+                bail!(
+                    "trigger route {:?} names unknown component {:?}",
+                    trigger.route,
+                    trigger.component
+                );
+            }
+        }
+        for (id, component) in &self.component {
+            for name in component.variables.keys() {
+                crate::variables::check_name(name)
+                    .with_context(|| format!("component {id:?}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Backing of one store or database label in the runtime config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A SQLite file (Spin's `type = "spin"`).
+    File(PathBuf),
+    /// Process memory: gone when the host stops (tests).
+    Memory,
+}
+
+/// The runtime-config subset the host understands: `type = "spin"` key-value
+/// stores and SQLite databases, with a `path`.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    pub key_value_stores: BTreeMap<String, Backing>,
+    pub sqlite_databases: BTreeMap<String, Backing>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRuntimeConfig {
+    #[serde(default)]
+    key_value_store: BTreeMap<String, RawStore>,
+    #[serde(default)]
+    sqlite_database: BTreeMap<String, RawStore>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStore {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+impl RuntimeConfig {
+    /// Spin's defaults when no runtime config names a label: the `default`
+    /// store and database live in `.spin/` beside the manifest.
+    pub fn spin_defaults(state_dir: &Path) -> Self {
+        let mut config = Self::default();
+        config.key_value_stores.insert(
+            "default".into(),
+            Backing::File(state_dir.join("sqlite_key_value.db")),
+        );
+        config.sqlite_databases.insert(
+            "default".into(),
+            Backing::File(state_dir.join("sqlite_db.db")),
+        );
+        config
+    }
+
+    /// Everything in memory (tests).
+    pub fn in_memory() -> Self {
+        let mut config = Self::default();
+        config
+            .key_value_stores
+            .insert("default".into(), Backing::Memory);
+        config
+            .sqlite_databases
+            .insert("default".into(), Backing::Memory);
+        config
+    }
+
+    /// Reads a runtime-config file; labels it does not name keep Spin's defaults.
+    /// Relative paths are relative to the file's folder, as in Spin.
+    pub fn load(path: &Path, state_dir: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading runtime config {}", path.display()))?;
+        let raw: RawRuntimeConfig = toml::from_str(&text)
+            .with_context(|| format!("parsing runtime config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Self::spin_defaults(state_dir);
+        let resolve = |label: &str, store: &RawStore, default_file: &str| -> Result<Backing> {
+            if store.kind != "spin" {
+                bail!(
+                    "{label}: type {:?} is not supported by the test host (only \"spin\"); \
+                     run under Spin 4.0 for Redis / libSQL backends",
+                    store.kind
+                );
+            }
+            Ok(match &store.path {
+                Some(p) if p == ":memory:" => Backing::Memory,
+                Some(p) => Backing::File(base.join(p)),
+                None => Backing::File(state_dir.join(default_file)),
+            })
+        };
+        for (label, store) in &raw.key_value_store {
+            let backing = resolve(label, store, &format!("{label}_key_value.db"))?;
+            config.key_value_stores.insert(label.clone(), backing);
+        }
+        for (label, store) in &raw.sqlite_database {
+            let backing = resolve(label, store, &format!("{label}.db"))?;
+            config.sqlite_databases.insert(label.clone(), backing);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_a_variable_both_required_and_defaulted() {
+        let text = r#"
+spin_manifest_version = 2
+[application]
+name = "x"
+[variables]
+a = { default = "1", required = true }
+"#;
+        let err = Manifest::parse(text).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot be required"), "{err:#}");
+    }
+
+    #[test]
+    fn rejects_a_route_to_an_unknown_component() {
+        let text = r#"
+spin_manifest_version = 2
+[application]
+name = "x"
+[[trigger.http]]
+route = "/..."
+component = "nope"
+"#;
+        assert!(Manifest::parse(text).is_err());
+    }
+
+    #[test]
+    fn parses_the_projects_manifest() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
+        let manifest = Manifest::load(&path).unwrap();
+        assert_eq!(manifest.application.name, "ragspin");
+        assert!(manifest.component.contains_key("health"));
+        assert!(manifest.variables["azure_openai_api_key"].secret);
+    }
+
+    #[test]
+    fn runtime_config_paths_are_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("ragspin-rc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rc.toml");
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"spin\"\npath = \".spin/kv.db\"\n",
+        )
+        .unwrap();
+        let config = RuntimeConfig::load(&file, &dir.join("state")).unwrap();
+        assert_eq!(
+            config.key_value_stores["default"],
+            Backing::File(dir.join(".spin/kv.db"))
+        );
+        assert_eq!(
+            config.sqlite_databases["default"],
+            Backing::File(dir.join("state/sqlite_db.db"))
+        );
+        std::fs::write(&file, "[key_value_store.default]\ntype = \"redis\"\n").unwrap();
+        assert!(RuntimeConfig::load(&file, &dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,268 @@
+//! Backends for Spin's key-value stores and SQLite databases, both on real
+//! SQLite (rusqlite, bundled — the SQLite Spin 4.0.2 ships, FTS5 included).
+//! Spin's own default key-value store is SQLite-backed too, so key listing
+//! order here is SQLite's, not a HashMap's.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::manifest::Backing;
+
+fn open(backing: &Backing) -> Result<Connection> {
+    match backing {
+        Backing::Memory => Ok(Connection::open_in_memory()?),
+        Backing::File(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(conn)
+        }
+    }
+}
+
+/// Faults a test can switch on to see how components behave when a backend
+/// fails at run time (a full disk, a lost Redis). Spin reports such failures
+/// as `error::other(..)` (key-value) and `error::io(..)` (SQLite).
+#[derive(Debug, Default)]
+pub struct Faults {
+    kv: Mutex<Option<String>>,
+    sqlite: Mutex<Option<String>>,
+}
+
+impl Faults {
+    pub fn set_kv(&self, message: Option<&str>) {
+        *self.kv.lock().unwrap() = message.map(str::to_string);
+    }
+    pub fn set_sqlite(&self, message: Option<&str>) {
+        *self.sqlite.lock().unwrap() = message.map(str::to_string);
+    }
+    pub fn kv(&self) -> Option<String> {
+        self.kv.lock().unwrap().clone()
+    }
+    pub fn sqlite(&self) -> Option<String> {
+        self.sqlite.lock().unwrap().clone()
+    }
+}
+
+/// One key-value store label.
+#[derive(Debug)]
+pub struct KvBackend {
+    conn: Mutex<Connection>,
+}
+
+impl KvBackend {
+    pub fn open(backing: &Backing) -> Result<Self> {
+        let conn = open(backing)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (
+                store TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY (store, key)
+            );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+            params![store, key],
+            |row| row.get::<_, Vec<u8>>(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())
+    }
+
+    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), String> {
+        let conn = self.conn.lock().unwrap();
+        conn.execute(
+            "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+            params![store, key, value],
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    pub fn delete(&self, store: &str, key: &str) -> Result<(), String> {
+        let conn = self.conn.lock().unwrap();
+        conn.execute(
+            "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+            params![store, key],
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    pub fn exists(&self, store: &str, key: &str) -> Result<bool, String> {
+        self.get(store, key).map(|v| v.is_some())
+    }
+
+    pub fn keys(&self, store: &str) -> Result<Vec<String>, String> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT key FROM spin_key_value WHERE store = ?1")
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![store], |row| row.get::<_, String>(0))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A value as Spin's SQLite interface carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+/// The outcome of one statement: column names and rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SqlOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// One SQLite database label. Spin keeps one connection per label and
+/// serialises statements on it; so does this.
+#[derive(Debug)]
+pub struct SqliteBackend {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteBackend {
+    pub fn open(backing: &Backing) -> Result<Self> {
+        Ok(Self {
+            conn: Mutex::new(open(backing)?),
+        })
+    }
+
+    /// Runs one statement (or, without parameters, a batch of statements as
+    /// Spin's `execute` allows), returning rows, rows affected and last rowid.
+    pub fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(SqlOutput, u64, i64), String> {
+        use rusqlite::types::{Value, ValueRef};
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let values: Vec<Value> = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Integer(i) => Value::Integer(*i),
+                SqlValue::Real(f) => Value::Real(*f),
+                SqlValue::Text(s) => Value::Text(s.clone()),
+                SqlValue::Blob(b) => Value::Blob(b.clone()),
+                SqlValue::Null => Value::Null,
+            })
+            .collect();
+        let mut rows_out = Vec::new();
+        {
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| e.to_string())?;
+            while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+                let mut out = Vec::with_capacity(columns.len());
+                for i in 0..columns.len() {
+                    let v = row.get_ref(i).map_err(|e| e.to_string())?;
+                    out.push(match v {
+                        ValueRef::Null => SqlValue::Null,
+                        ValueRef::Integer(i) => SqlValue::Integer(i),
+                        ValueRef::Real(f) => SqlValue::Real(f),
+                        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+                    });
+                }
+                rows_out.push(out);
+            }
+        }
+        drop(stmt);
+        let changes = conn.changes();
+        let rowid = conn.last_insert_rowid();
+        Ok((
+            SqlOutput {
+                columns,
+                rows: rows_out,
+            },
+            changes,
+            rowid,
+        ))
+    }
+
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.conn.lock().unwrap().last_insert_rowid()
+    }
+
+    pub fn changes(&self) -> u64 {
+        self.conn.lock().unwrap().changes()
+    }
+}
+
+/// Every store and database the app's runtime config defines, opened once
+/// per host (shared by all instances, as in Spin).
+#[derive(Debug, Default)]
+pub struct Backends {
+    pub kv: BTreeMap<String, Arc<KvBackend>>,
+    pub sqlite: BTreeMap<String, Arc<SqliteBackend>>,
+    pub faults: Faults,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_round_trip_and_overwrite() {
+        let kv = KvBackend::open(&Backing::Memory).unwrap();
+        assert_eq!(kv.get("default", "a").unwrap(), None);
+        kv.set("default", "a", b"1").unwrap();
+        kv.set("default", "a", b"2").unwrap();
+        kv.set("other", "a", b"3").unwrap();
+        assert_eq!(kv.get("default", "a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(kv.keys("default").unwrap(), vec!["a".to_string()]);
+        kv.delete("default", "a").unwrap();
+        kv.delete("default", "missing").unwrap();
+        assert!(!kv.exists("default", "a").unwrap());
+        assert!(kv.exists("other", "a").unwrap());
+    }
+
+    #[test]
+    fn sqlite_has_fts5_and_typed_values() {
+        let db = SqliteBackend::open(&Backing::Memory).unwrap();
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(body)", &[]).unwrap();
+        db.execute(
+            "INSERT INTO t(body) VALUES (?1)",
+            &[SqlValue::Text("long battery life".into())],
+        )
+        .unwrap();
+        let (out, _, _) = db
+            .execute("SELECT body, bm25(t) FROM t WHERE t MATCH 'battery'", &[])
+            .unwrap();
+        assert_eq!(out.rows.len(), 1);
+        assert_eq!(out.rows[0][0], SqlValue::Text("long battery life".into()));
+        assert!(matches!(out.rows[0][1], SqlValue::Real(_)));
+        let (out, _, _) = db
+            .execute(
+                "SELECT ?1, ?2, ?3",
+                &[SqlValue::Blob(vec![0, 255]), SqlValue::Null, SqlValue::Integer(-3)],
+            )
+            .unwrap();
+        assert_eq!(
+            out.rows[0],
+            vec![SqlValue::Blob(vec![0, 255]), SqlValue::Null, SqlValue::Integer(-3)]
+        );
+        assert!(db.execute("SELEC nonsense", &[]).is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! The whole app as `spin.toml` describes it: routing to every component,
+//! the manifest's promises, component interfaces and sizes.
+
+mod common;
+
+use common::{app_manifest, client, root, start, wasm};
+use ragspin_host::HostOptions;
+use ragspin_host::manifest::{Backing, Manifest, RuntimeConfig};
+
+const COMPONENTS: [&str; 5] = ["health", "query", "ingest", "auth", "web"];
+
+#[test]
+fn unfinished_components_answer_a_json_501_naming_the_route() {
+    let host = start(HostOptions::for_tests(app_manifest()));
+    let cases = [
+        ("POST", "/v1/search", "query"),
+        ("POST", "/v1/query", "query"),
+        ("POST", "/v1/chat/completions", "query"),
+        ("GET", "/v1/indexes", "ingest"),
+        ("PUT", "/v1/indexes/docs", "ingest"),
+        ("POST", "/auth/token", "auth"),
+        ("GET", "/", "web"),
+    ];
+    for (method, path, component) in cases {
+        let res = client()
+            .request(method.parse().unwrap(), host.url(path))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 501, "{method} {path} ({component})");
+        let body: serde_json::Value = res.json().unwrap();
+        assert_eq!(body["error"]["code"], "not_implemented", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(path),
+            "{method} {path}: {body}"
+        );
+    }
+}
+
+#[test]
+fn every_component_builds_for_wasm32_wasip2_in_release() {
+    let manifest = Manifest::load(&app_manifest()).unwrap();
+    let text = std::fs::read_to_string(app_manifest()).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    for id in COMPONENTS {
+        let c = &manifest.component[id];
+        assert_eq!(c.source, format!("target/wasm32-wasip2/release/{id}.wasm"));
+        let build = doc["component"][id]["build"]["command"].as_str().unwrap();
+        assert!(
+            build.contains("--target wasm32-wasip2 --release"),
+            "{id}: {build}"
+        );
+    }
+}
+
+#[test]
+fn only_components_that_call_azure_may_reach_it() {
+    let manifest = Manifest::load(&app_manifest()).unwrap();
+    for (id, c) in &manifest.component {
+        let expected: Vec<String> = match id.as_str() {
+            "query" | "ingest" => vec!["{{ azure_openai_endpoint }}".into()],
+            _ => vec![],
+        };
+        assert_eq!(c.allowed_outbound_hosts, expected, "{id}");
+    }
+    for secret in ["azure_openai_api_key", "jwt_secret", "admin_password_hash"] {
+        assert!(manifest.variables[secret].secret, "{secret} must be secret");
+    }
+}
+
+#[test]
+fn runtime_configs_are_well_formed() {
+    let local = RuntimeConfig::load(&root().join("runtime-config.toml"), &root().join(".spin")).unwrap();
+    assert_eq!(
+        local.key_value_stores["default"],
+        Backing::File(root().join(".spin/sqlite_key_value.db"))
+    );
+    assert_eq!(
+        local.sqlite_databases["default"],
+        Backing::File(root().join(".spin/sqlite_db.db"))
+    );
+    let cluster: toml::Table = std::fs::read_to_string(root().join("k8s/runtime-config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let kv = &cluster["key_value_store"]["default"];
+    assert_eq!(kv["type"].as_str(), Some("redis"));
+    assert!(kv["url"].as_str().unwrap().starts_with("redis://"));
+    let db = &cluster["sqlite_database"]["default"];
+    assert_eq!(db["type"].as_str(), Some("libsql"));
+    assert!(db["url"].as_str().unwrap().starts_with("http"));
+    assert!(db["token"].is_str());
+}
+
+#[test]
+fn component_sizes_stay_within_budget() {
+    for id in COMPONENTS {
+        let size = std::fs::metadata(wasm(id)).unwrap().len();
+        assert!(size <= 2 * 1024 * 1024, "{id}.wasm is {size} bytes (budget 2 MiB)");
+    }
+}
+
+/// A new host import must be noticed: each component's imports and exports
+/// are compared with `tests/host/snapshots/<id>.txt`. After a deliberate
+/// change, run with `UPDATE_SNAPSHOTS=1` and review the diff.
+#[test]
+fn component_interfaces_match_their_snapshots() {
+    let engine = ragspin_host::engine().unwrap();
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    for id in COMPONENTS.iter().chain(&["probe"]) {
+        let lines = ragspin_host::component_interface(&engine, &wasm(id)).unwrap();
+        let actual = lines.join("\n") + "\n";
+        let path = root().join(format!("tests/host/snapshots/{id}.txt"));
+        if update {
+            std::fs::write(&path, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if expected != actual {
+            mismatches.push(format!(
+                "{id}: expected\n{expected}\nactual\n{actual}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "interfaces changed (UPDATE_SNAPSHOTS=1 to accept):\n{}", mismatches.join("\n"));
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the host's integration tests.
+#![allow(dead_code)]
+
+use ragspin_host::{HostOptions, RunningHost};
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn app_manifest() -> PathBuf {
+    root().join("spin.toml")
+}
+
+pub fn wasm(name: &str) -> PathBuf {
+    root().join(format!("target/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// Starts the project's app (in-memory stores) on a free loopback port.
+pub fn start(options: HostOptions) -> RunningHost {
+    RunningHost::start(options, "127.0.0.1:0".parse().unwrap()).expect("host starts")
+}
+
+/// Only the components a test needs, so it does not depend on the others.
+pub fn app(components: &[&str]) -> HostOptions {
+    let mut options = HostOptions::for_tests(app_manifest());
+    options.only_components = components.iter().map(|s| s.to_string()).collect();
+    options
+}
+
+/// Writes a variant of the project's `spin.toml` (edited as TOML) into a
+/// temp folder, with component sources made absolute, and returns its path.
+pub fn manifest_variant(name: &str, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let text = std::fs::read_to_string(app_manifest()).unwrap();
+    let mut doc: toml::Table = text.parse().unwrap();
+    if let Some(components) = doc.get_mut("component").and_then(|c| c.as_table_mut()) {
+        for (_, c) in components.iter_mut() {
+            let c = c.as_table_mut().unwrap();
+            let source = c["source"].as_str().unwrap().to_string();
+            let absolute = root().join(source);
+            c.insert("source".into(), absolute.to_string_lossy().into_owned().into());
+        }
+    }
+    edit(&mut doc);
+    let dir = std::env::temp_dir().join(format!("ragspin-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
+    path
+}
+
+pub fn component_table<'a>(doc: &'a mut toml::Table, id: &str) -> &'a mut toml::Table {
+    doc["component"].as_table_mut().unwrap()[id]
+        .as_table_mut()
+        .unwrap()
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+pub fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let res = client().get(url).send().expect("request succeeds");
+    let status = res.status().as_u16();
+    let text = res.text().unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text:?}"));
+    (status, json)
+}
