@@ -124,3 +124,25 @@ fn component_interfaces_match_their_snapshots() {
     }
     assert!(mismatches.is_empty(), "interfaces changed (UPDATE_SNAPSHOTS=1 to accept):\n{}", mismatches.join("\n"));
 }
+
+/// Every route in `spin.toml` is described in `docs/openapi.yaml`: exact
+/// routes by the same path, wildcard routes by at least one path under them.
+#[test]
+fn every_manifest_route_is_in_the_openapi_description() {
+    let spec = std::fs::read_to_string(root().join("docs/openapi.yaml")).unwrap();
+    let paths: Vec<&str> = spec
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /").map(|p| p.trim_end()))
+        .filter_map(|p| p.strip_suffix(':'))
+        .collect();
+    assert!(spec.starts_with("openapi: 3.1"), "OpenAPI 3.1 expected");
+    let manifest = Manifest::load(&app_manifest()).unwrap();
+    for trigger in &manifest.trigger.http {
+        let route = trigger.route.trim_start_matches('/');
+        let covered = match route.strip_suffix("...") {
+            Some(prefix) => paths.iter().any(|p| p.starts_with(prefix)),
+            None => paths.contains(&route),
+        };
+        assert!(covered, "route {} is not in docs/openapi.yaml", trigger.route);
+    }
+}
