@@ -9,12 +9,12 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 COMPONENTS := health query ingest auth web
 COMPONENT_PKGS := $(addprefix -p ragspin-,$(COMPONENTS))
-TEST_COMPONENT_PKGS := -p ragspin-probe
+TEST_COMPONENT_PKGS := -p ragspin-probe -p ragspin-contract
 WASM_PKGS := -p ragspin-core -p ragspin-spin $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
 LISTEN ?= 127.0.0.1:3000
 HAVE_SPIN := $(shell command -v spin 2>/dev/null)
 
-.PHONY: setup build wasm fmt-check clippy test up sizes clean
+.PHONY: setup build wasm fmt-check clippy test up bench sizes clean
 
 ## Install what the build needs when it is missing (wasm target, rustfmt, clippy).
 setup:
@@ -62,6 +62,10 @@ else
 	$(MAKE) --no-print-directory wasm
 	$(CARGO) run -p ragspin-host -- --manifest spin.toml --listen $(LISTEN) --runtime-config-file runtime-config.toml
 endif
+
+## Route latency through the test host on loopback (bounded, sequential).
+bench: wasm
+	$(CARGO) run -p ragspin-host --bin ragspin-bench
 
 clean:
 	$(CARGO) clean

@@ -211,7 +211,11 @@ mod tests {
     fn all_variants() -> Vec<(Error, u16, &'static str)> {
         vec![
             (Error::bad_request("not json"), 400, "bad_request"),
-            (Error::validation("top_k", "must be ≤ 50"), 422, "validation_failed"),
+            (
+                Error::validation("top_k", "must be ≤ 50"),
+                422,
+                "validation_failed",
+            ),
             (Error::NotFound("no such index".into()), 404, "not_found"),
             (
                 Error::MethodNotAllowed {
@@ -224,16 +228,28 @@ mod tests {
             (Error::Conflict("exists".into()), 409, "conflict"),
             (Error::Unauthorized("no token".into()), 401, "unauthorized"),
             (Error::Forbidden("admin only".into()), 403, "forbidden"),
-            (Error::PayloadTooLarge("too big".into()), 413, "payload_too_large"),
+            (
+                Error::PayloadTooLarge("too big".into()),
+                413,
+                "payload_too_large",
+            ),
             (
                 Error::UnsupportedMediaType("text/csv".into()),
                 415,
                 "unsupported_media_type",
             ),
             (Error::RateLimited { retry_after_s: 7 }, 429, "rate_limited"),
-            (Error::NotImplemented("later".into()), 501, "not_implemented"),
+            (
+                Error::NotImplemented("later".into()),
+                501,
+                "not_implemented",
+            ),
             (Error::Unavailable("not ready".into()), 503, "unavailable"),
-            (Error::Upstream("500 from azure".into()), 502, "upstream_error"),
+            (
+                Error::Upstream("500 from azure".into()),
+                502,
+                "upstream_error",
+            ),
             (Error::Timeout("chat".into()), 504, "upstream_timeout"),
             (Error::Storage("disk full".into()), 500, "storage_error"),
             (Error::Internal("bug".into()), 500, "internal_error"),

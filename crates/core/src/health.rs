@@ -112,7 +112,11 @@ impl Readiness {
     }
     /// Names of the failed checks.
     pub fn failed(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect()
     }
     /// 200 when ready, else 503.
     pub fn status(&self) -> u16 {
@@ -179,9 +183,10 @@ pub async fn check_kv<K: KvStore>(kv: &K, nonce: u64) -> Check {
     let problem = match read {
         Err(e) => Some(format!("get probe key: {e}")),
         Ok(None) => Some("probe key missing right after set".to_owned()),
-        Ok(Some(v)) if v != value.as_bytes() => {
-            Some(format!("probe key read back {} bytes that differ from what was set", v.len()))
-        }
+        Ok(Some(v)) if v != value.as_bytes() => Some(format!(
+            "probe key read back {} bytes that differ from what was set",
+            v.len()
+        )),
         Ok(Some(_)) => None,
     };
     match (problem, deleted) {
@@ -286,8 +291,9 @@ impl Variables<'_> {
             problems.push(format!("azure_openai_endpoint {why}"));
         }
         match self.api_version {
-            Some("") if azure => problems
-                .push("azure_openai_api_version must be set when azure_openai_endpoint is set".into()),
+            Some("") if azure => problems.push(
+                "azure_openai_api_version must be set when azure_openai_endpoint is set".into(),
+            ),
             Some(v) if !v.is_empty() && !is_api_version(v) => problems.push(
                 "azure_openai_api_version must look like YYYY-MM-DD or YYYY-MM-DD-preview".into(),
             ),
@@ -295,11 +301,16 @@ impl Variables<'_> {
         }
         if azure {
             if self.api_key == Some("") {
-                problems.push("azure_openai_api_key must be set when azure_openai_endpoint is set".into());
+                problems.push(
+                    "azure_openai_api_key must be set when azure_openai_endpoint is set".into(),
+                );
             }
             for (name, value) in [
                 ("azure_openai_chat_deployment", self.chat_deployment),
-                ("azure_openai_embedding_deployment", self.embedding_deployment),
+                (
+                    "azure_openai_embedding_deployment",
+                    self.embedding_deployment,
+                ),
             ] {
                 match value {
                     Some("") => problems.push(format!(
@@ -495,7 +506,14 @@ mod tests {
         for ok in ["2024-10-21", "2025-01-01-preview"] {
             assert!(is_api_version(ok), "{ok}");
         }
-        for bad in ["", "2024-13-01", "2024-10-32", "2024-1-01", "v1", "2024-10-21-beta"] {
+        for bad in [
+            "",
+            "2024-13-01",
+            "2024-10-32",
+            "2024-1-01",
+            "v1",
+            "2024-10-21-beta",
+        ] {
             assert!(!is_api_version(bad), "{bad}");
         }
     }

@@ -147,7 +147,9 @@ impl HttpResponse {
 /// The JSON 501 for a route that is planned but not built: `route` is e.g.
 /// `"POST /v1/query"`.
 pub fn not_implemented(route: &str) -> HttpResponse {
-    HttpResponse::error(&Error::NotImplemented(format!("{route} is not implemented yet")))
+    HttpResponse::error(&Error::NotImplemented(format!(
+        "{route} is not implemented yet"
+    )))
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -1,9 +1,11 @@
 //! Prometheus metrics in the text exposition format 0.0.4.
 //!
-//! Why hand-written: `prometheus-client` compiles for wasm32-wasip2 but only
-//! emits OpenMetrics (`# EOF`, counter families named without `_total`), and
-//! `/metrics` is served as `text/plain; version=0.0.4`. The format needs a
-//! few lines of escaping, done by [`Encoder`].
+//! Why hand-written: `prometheus-client` 0.24.1 builds for wasm32-wasip2, but
+//! its text encoder emits OpenMetrics only (a trailing `# EOF`, and counter
+//! families declared without their `_total` suffix), while `/metrics` is
+//! served as `text/plain; version=0.0.4`. Its metrics are also in-process
+//! atomics, whereas ours are read from KV on every scrape. The 0.0.4 format
+//! needs only the few lines of escaping in [`Encoder`].
 //!
 //! Where the numbers live:
 //! * `ragspin_health_requests_total{route}` and
@@ -133,7 +135,11 @@ pub fn render(snapshot: &Snapshot) -> String {
             MetricType::Counter,
         );
         for (route, n) in &snapshot.health_requests {
-            e.sample("ragspin_health_requests_total", &[("route", route)], *n as f64);
+            e.sample(
+                "ragspin_health_requests_total",
+                &[("route", route)],
+                *n as f64,
+            );
         }
         e.family(
             "ragspin_readiness_checks_failed_total",

@@ -203,7 +203,11 @@ pub trait Config {
 /// Check a variable name against Spin's rules: lowercase ASCII letters,
 /// digits and single underscores, starting with a letter, not ending with `_`.
 pub fn validate_variable_name(name: &str) -> Result<()> {
-    let invalid = |why: &str| Err(crate::Error::Internal(format!("invalid variable name {name:?}: {why}")));
+    let invalid = |why: &str| {
+        Err(crate::Error::Internal(format!(
+            "invalid variable name {name:?}: {why}"
+        )))
+    };
     let Some(first) = name.bytes().next() else {
         return invalid("empty");
     };

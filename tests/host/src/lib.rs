@@ -121,7 +121,10 @@ impl HandlerState for ComponentHandler {
     type StoreData = State;
 
     fn new_store(&self, _req_id: Option<u64>) -> wasmtime::Result<StoreBundle<State>> {
-        let wasi = WasiCtxBuilder::new().inherit_stdout().inherit_stderr().build();
+        let wasi = WasiCtxBuilder::new()
+            .inherit_stdout()
+            .inherit_stderr()
+            .build();
         let state = State {
             wasi,
             table: ResourceTable::new(),
@@ -224,18 +227,18 @@ pub fn linker(engine: &Engine) -> Result<Linker<State>> {
     wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
     wt(wasmtime_wasi::p3::add_to_linker(&mut linker))?;
     wt(wasmtime_wasi_http::p3::add_to_linker(&mut linker))?;
-    wt(bindings::spin::key_value::key_value::add_to_linker::<State, spin::Spin>(
-        &mut linker,
-        |s| s,
-    ))?;
-    wt(bindings::spin::variables::variables::add_to_linker::<State, spin::Spin>(
-        &mut linker,
-        |s| s,
-    ))?;
-    wt(bindings::spin::sqlite::sqlite::add_to_linker::<State, spin::Spin>(
-        &mut linker,
-        |s| s,
-    ))?;
+    wt(bindings::spin::key_value::key_value::add_to_linker::<
+        State,
+        spin::Spin,
+    >(&mut linker, |s| s))?;
+    wt(bindings::spin::variables::variables::add_to_linker::<
+        State,
+        spin::Spin,
+    >(&mut linker, |s| s))?;
+    wt(bindings::spin::sqlite::sqlite::add_to_linker::<
+        State,
+        spin::Spin,
+    >(&mut linker, |s| s))?;
     Ok(linker)
 }
 
@@ -261,14 +264,18 @@ impl Host {
         for (label, backing) in &options.runtime_config.key_value_stores {
             backends.kv.insert(
                 label.clone(),
-                Arc::new(KvBackend::open(backing).with_context(|| format!("key-value store {label:?}"))?),
+                Arc::new(
+                    KvBackend::open(backing)
+                        .with_context(|| format!("key-value store {label:?}"))?,
+                ),
             );
         }
         for (label, backing) in &options.runtime_config.sqlite_databases {
             backends.sqlite.insert(
                 label.clone(),
                 Arc::new(
-                    SqliteBackend::open(backing).with_context(|| format!("SQLite database {label:?}"))?,
+                    SqliteBackend::open(backing)
+                        .with_context(|| format!("SQLite database {label:?}"))?,
                 ),
             );
         }
@@ -276,12 +283,16 @@ impl Host {
         for (id, c) in &manifest.component {
             for label in &c.key_value_stores {
                 if !backends.kv.contains_key(label) {
-                    bail!("component {id:?} uses key-value store {label:?}, which the runtime config does not define");
+                    bail!(
+                        "component {id:?} uses key-value store {label:?}, which the runtime config does not define"
+                    );
                 }
             }
             for label in &c.sqlite_databases {
                 if !backends.sqlite.contains_key(label) {
-                    bail!("component {id:?} uses SQLite database {label:?}, which the runtime config does not define");
+                    bail!(
+                        "component {id:?} uses SQLite database {label:?}, which the runtime config does not define"
+                    );
                 }
             }
         }
@@ -303,18 +314,24 @@ impl Host {
                     .with_context(|| format!("component {id:?} variable {name:?}"))?;
             }
             let path = base.join(&c.source);
-            let component = load_component(&engine, &path)
-                .with_context(|| format!("component {id:?}"))?;
-            let pre = wt(linker.instantiate_pre(&component))
-                .with_context(|| format!("component {id:?} imports something the host does not provide"))?;
-            let pre = wt(wasmtime_wasi_http::p3::bindings::ServicePre::new(pre))
-                .with_context(|| format!("component {id:?} does not export wasi:http/handler@0.3"))?;
+            let component =
+                load_component(&engine, &path).with_context(|| format!("component {id:?}"))?;
+            let pre = wt(linker.instantiate_pre(&component)).with_context(|| {
+                format!("component {id:?} imports something the host does not provide")
+            })?;
+            let pre =
+                wt(wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)).with_context(|| {
+                    format!("component {id:?} does not export wasi:http/handler@0.3")
+                })?;
             let config = Arc::new(ComponentConfig {
                 id: id.clone(),
                 key_value_stores: c.key_value_stores.clone(),
                 sqlite_databases: c.sqlite_databases.clone(),
                 variables: c.variables.clone(),
-                allowed_hosts: Arc::new(AllowedHosts::resolve(&c.allowed_outbound_hosts, &app.variables)),
+                allowed_hosts: Arc::new(AllowedHosts::resolve(
+                    &c.allowed_outbound_hosts,
+                    &app.variables,
+                )),
             });
             let handler = ProxyHandler::new(
                 ComponentHandler {
@@ -361,7 +378,11 @@ impl Host {
         }
     }
 
-    async fn try_handle<B>(&self, req: http::Request<B>, client: SocketAddr) -> Result<http::Response<Body>>
+    async fn try_handle<B>(
+        &self,
+        req: http::Request<B>,
+        client: SocketAddr,
+    ) -> Result<http::Response<Body>>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
@@ -512,7 +533,10 @@ where
     set("spin-component-route", &route.route_prefix)?;
     set("spin-client-addr", &client.to_string())?;
     for (name, value) in &route.named {
-        set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value)?;
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        )?;
     }
     let body = body
         .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))
@@ -525,7 +549,8 @@ where
 /// for Cranelift once (all hosts share [`engine`]).
 pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
     use std::hash::{Hash, Hasher};
-    static CACHE: std::sync::Mutex<Vec<(PathBuf, u64, Component)>> = std::sync::Mutex::new(Vec::new());
+    static CACHE: std::sync::Mutex<Vec<(PathBuf, u64, Component)>> =
+        std::sync::Mutex::new(Vec::new());
     let bytes = std::fs::read(path).with_context(|| {
         format!(
             "reading {} (build the components first: `make build`)",
@@ -651,10 +676,11 @@ pub async fn serve(
         _ = stream.set_nodelay(true);
         let host = host.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let host = host.clone();
-                async move { Ok::<_, std::convert::Infallible>(host.handle(req, client).await) }
-            });
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let host = host.clone();
+                    async move { Ok::<_, std::convert::Infallible>(host.handle(req, client).await) }
+                });
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)

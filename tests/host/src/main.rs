@@ -19,7 +19,10 @@ fn main() -> Result<()> {
     let mut variables = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
         match arg.as_str() {
             "--manifest" | "-f" => manifest = value()?.into(),
             "--listen" => listen = value()?.parse().context("--listen")?,
@@ -53,13 +56,18 @@ fn main() -> Result<()> {
     for (name, value) in variables {
         options = options.variable(&name, &value);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let host = Arc::new(Host::new(&options)?);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        eprintln!("ragspin test host serving http://{}", listener.local_addr()?);
+        eprintln!(
+            "ragspin test host serving http://{}",
+            listener.local_addr()?
+        );
         eprintln!("(this is the dev-only wasmtime host; use Spin 4.0.x beyond a laptop)");
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {

@@ -85,7 +85,9 @@ impl Manifest {
         for (name, var) in &self.variables {
             crate::variables::check_name(name)?;
             match (&var.default, var.required) {
-                (Some(_), true) => bail!("variable {name:?}: cannot be required and have a default"),
+                (Some(_), true) => {
+                    bail!("variable {name:?}: cannot be required and have a default")
+                }
                 (None, false) => bail!("variable {name:?}: must be required or have a default"),
                 _ => {}
             }
@@ -101,8 +103,7 @@ impl Manifest {
         }
         for (id, component) in &self.component {
             for name in component.variables.keys() {
-                crate::variables::check_name(name)
-                    .with_context(|| format!("component {id:?}"))?;
+                crate::variables::check_name(name).with_context(|| format!("component {id:?}"))?;
             }
         }
         Ok(())

@@ -57,7 +57,8 @@ impl AllowedHost {
         let Some((scheme, rest)) = s.split_once("://") else {
             bail!("{s:?} is not an allowed outbound host: use <scheme>://<host>[:<port>]");
         };
-        if scheme != "*" && (scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphabetic())) {
+        if scheme != "*" && (scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphabetic()))
+        {
             bail!("{s:?}: invalid scheme");
         }
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -133,7 +134,9 @@ impl AllowedHosts {
             let parsed = expand(entry, vars).and_then(|s| AllowedHost::parse(&s));
             match parsed {
                 Ok(h) => hosts.push(h),
-                Err(e) => return Self::Invalid(format!("allowed_outbound_hosts entry {entry:?}: {e:#}")),
+                Err(e) => {
+                    return Self::Invalid(format!("allowed_outbound_hosts entry {entry:?}: {e:#}"));
+                }
             }
         }
         Self::Hosts(hosts)
@@ -148,7 +151,10 @@ impl AllowedHosts {
         let Some(host) = uri.host() else {
             return Err(format!("{uri} has no host"));
         };
-        let port = uri.port_u16().or_else(|| well_known_port(scheme)).unwrap_or(0);
+        let port = uri
+            .port_u16()
+            .or_else(|| well_known_port(scheme))
+            .unwrap_or(0);
         if hosts.iter().any(|h| h.allows(scheme, host, port)) {
             Ok(())
         } else {
@@ -169,7 +175,10 @@ pub struct OutboundHooks {
 type BoxedFut<T> = Box<dyn Future<Output = T> + Send>;
 type OutgoingBody = UnsyncBoxBody<Bytes, ErrorCode>;
 type SendResult = Result<
-    (http::Response<OutgoingBody>, BoxedFut<Result<(), ErrorCode>>),
+    (
+        http::Response<OutgoingBody>,
+        BoxedFut<Result<(), ErrorCode>>,
+    ),
     wasmtime_wasi::TrappableError<ErrorCode>,
 >;
 
@@ -185,7 +194,10 @@ impl WasiHttpHooks for OutboundHooks {
         let component = self.component.clone();
         Box::new(async move {
             if let Err(why) = verdict {
-                eprintln!("[{component}] outbound request to {} denied: {why}", request.uri());
+                eprintln!(
+                    "[{component}] outbound request to {} denied: {why}",
+                    request.uri()
+                );
                 return Err(ErrorCode::HttpRequestDenied.into());
             }
             use http_body_util::BodyExt;
@@ -203,7 +215,10 @@ mod tests {
     use super::*;
 
     fn allowed(entries: &[&str]) -> AllowedHosts {
-        let hosts = entries.iter().map(|e| AllowedHost::parse(e).unwrap()).collect();
+        let hosts = entries
+            .iter()
+            .map(|e| AllowedHost::parse(e).unwrap())
+            .collect();
         AllowedHosts::Hosts(hosts)
     }
 
@@ -214,8 +229,14 @@ mod tests {
     #[test]
     fn exact_host_uses_the_schemes_default_port() {
         let a = allowed(&["https://res.openai.azure.com"]);
-        assert!(a.allows(&uri("https://res.openai.azure.com/openai/x")).is_ok());
-        assert!(a.allows(&uri("https://res.openai.azure.com:8443/")).is_err());
+        assert!(
+            a.allows(&uri("https://res.openai.azure.com/openai/x"))
+                .is_ok()
+        );
+        assert!(
+            a.allows(&uri("https://res.openai.azure.com:8443/"))
+                .is_err()
+        );
         assert!(a.allows(&uri("http://res.openai.azure.com/")).is_err());
         assert!(a.allows(&uri("https://evil.example/")).is_err());
     }

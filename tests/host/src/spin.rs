@@ -108,9 +108,7 @@ impl kv::HostStoreWithStore for Spin {
         key: String,
         value: Vec<u8>,
     ) -> Trap<Result<(), kv::Error>> {
-        kv_call(accessor, &store, |b, label| {
-            b.set(label, &key, &value)
-        })
+        kv_call(accessor, &store, |b, label| b.set(label, &key, &value))
     }
 
     async fn delete<T>(
@@ -311,7 +309,10 @@ impl sqlite::HostConnectionWithStore for Spin {
 }
 
 impl sqlite::HostConnection for State {
-    async fn open(&mut self, database: String) -> Trap<Result<Resource<SqliteHandle>, sqlite::Error>> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> Trap<Result<Resource<SqliteHandle>, sqlite::Error>> {
         match self.open_sqlite(&database) {
             Ok(handle) => Ok(Ok(self.table.push(handle).map_err(trap)?)),
             Err(e) => Ok(Err(e)),
@@ -333,7 +334,12 @@ impl sqlite::HostConnection for State {
     }
 
     async fn last_insert_rowid(&mut self, conn: Resource<SqliteHandle>) -> Trap<i64> {
-        Ok(self.table.get(&conn).map_err(trap)?.backend.last_insert_rowid())
+        Ok(self
+            .table
+            .get(&conn)
+            .map_err(trap)?
+            .backend
+            .last_insert_rowid())
     }
 
     async fn changes(&mut self, conn: Resource<SqliteHandle>) -> Trap<u64> {

@@ -18,7 +18,8 @@ fn open(backing: &Backing) -> Result<Connection> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let conn =
+                Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             Ok(conn)
         }
@@ -181,7 +182,9 @@ impl SqliteBackend {
                         ValueRef::Null => SqlValue::Null,
                         ValueRef::Integer(i) => SqlValue::Integer(i),
                         ValueRef::Real(f) => SqlValue::Real(f),
-                        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                        ValueRef::Text(t) => {
+                            SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+                        }
                         ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
                     });
                 }
@@ -241,7 +244,8 @@ mod tests {
     #[test]
     fn sqlite_has_fts5_and_typed_values() {
         let db = SqliteBackend::open(&Backing::Memory).unwrap();
-        db.execute("CREATE VIRTUAL TABLE t USING fts5(body)", &[]).unwrap();
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(body)", &[])
+            .unwrap();
         db.execute(
             "INSERT INTO t(body) VALUES (?1)",
             &[SqlValue::Text("long battery life".into())],
@@ -256,12 +260,20 @@ mod tests {
         let (out, _, _) = db
             .execute(
                 "SELECT ?1, ?2, ?3",
-                &[SqlValue::Blob(vec![0, 255]), SqlValue::Null, SqlValue::Integer(-3)],
+                &[
+                    SqlValue::Blob(vec![0, 255]),
+                    SqlValue::Null,
+                    SqlValue::Integer(-3),
+                ],
             )
             .unwrap();
         assert_eq!(
             out.rows[0],
-            vec![SqlValue::Blob(vec![0, 255]), SqlValue::Null, SqlValue::Integer(-3)]
+            vec![
+                SqlValue::Blob(vec![0, 255]),
+                SqlValue::Null,
+                SqlValue::Integer(-3)
+            ]
         );
         assert!(db.execute("SELEC nonsense", &[]).is_err());
     }

@@ -18,7 +18,9 @@ pub fn check_name(name: &str) -> Result<()> {
         && !name.contains("__")
         && !name.ends_with('_');
     if !ok {
-        bail!("invalid variable name {name:?}: use lowercase letters, digits and single underscores");
+        bail!(
+            "invalid variable name {name:?}: use lowercase letters, digits and single underscores"
+        );
     }
     Ok(())
 }
@@ -130,7 +132,10 @@ key = { required = true, secret = true }
     #[test]
     fn provider_overrides_default() {
         let provider = env_provider([
-            ("SPIN_VARIABLE_ENDPOINT".to_string(), "https://b.example".to_string()),
+            (
+                "SPIN_VARIABLE_ENDPOINT".to_string(),
+                "https://b.example".to_string(),
+            ),
             ("SPIN_VARIABLE_KEY".to_string(), "k".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ]);

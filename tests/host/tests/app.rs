@@ -69,7 +69,8 @@ fn only_components_that_call_azure_may_reach_it() {
 
 #[test]
 fn runtime_configs_are_well_formed() {
-    let local = RuntimeConfig::load(&root().join("runtime-config.toml"), &root().join(".spin")).unwrap();
+    let local =
+        RuntimeConfig::load(&root().join("runtime-config.toml"), &root().join(".spin")).unwrap();
     assert_eq!(
         local.key_value_stores["default"],
         Backing::File(root().join(".spin/sqlite_key_value.db"))
@@ -95,7 +96,10 @@ fn runtime_configs_are_well_formed() {
 fn component_sizes_stay_within_budget() {
     for id in COMPONENTS {
         let size = std::fs::metadata(wasm(id)).unwrap().len();
-        assert!(size <= 2 * 1024 * 1024, "{id}.wasm is {size} bytes (budget 2 MiB)");
+        assert!(
+            size <= 2 * 1024 * 1024,
+            "{id}.wasm is {size} bytes (budget 2 MiB)"
+        );
     }
 }
 
@@ -107,7 +111,7 @@ fn component_interfaces_match_their_snapshots() {
     let engine = ragspin_host::engine().unwrap();
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut mismatches = Vec::new();
-    for id in COMPONENTS.iter().chain(&["probe"]) {
+    for id in COMPONENTS.iter().chain(&["probe", "contract"]) {
         let lines = ragspin_host::component_interface(&engine, &wasm(id)).unwrap();
         let actual = lines.join("\n") + "\n";
         let path = root().join(format!("tests/host/snapshots/{id}.txt"));
@@ -117,12 +121,14 @@ fn component_interfaces_match_their_snapshots() {
         }
         let expected = std::fs::read_to_string(&path).unwrap_or_default();
         if expected != actual {
-            mismatches.push(format!(
-                "{id}: expected\n{expected}\nactual\n{actual}"
-            ));
+            mismatches.push(format!("{id}: expected\n{expected}\nactual\n{actual}"));
         }
     }
-    assert!(mismatches.is_empty(), "interfaces changed (UPDATE_SNAPSHOTS=1 to accept):\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "interfaces changed (UPDATE_SNAPSHOTS=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
 }
 
 /// Every route in `spin.toml` is described in `docs/openapi.yaml`: exact
@@ -143,6 +149,10 @@ fn every_manifest_route_is_in_the_openapi_description() {
             Some(prefix) => paths.iter().any(|p| p.starts_with(prefix)),
             None => paths.contains(&route),
         };
-        assert!(covered, "route {} is not in docs/openapi.yaml", trigger.route);
+        assert!(
+            covered,
+            "route {} is not in docs/openapi.yaml",
+            trigger.route
+        );
     }
 }

@@ -81,7 +81,8 @@ fn readyz_fails_kv_when_the_component_is_not_granted_the_store() {
 #[test]
 fn readyz_fails_sqlite_when_the_database_errors() {
     let host = start(app(&["health"]));
-    host.faults().set_sqlite(Some("database disk image is malformed"));
+    host.faults()
+        .set_sqlite(Some("database disk image is malformed"));
     let (status, body) = get_json(&host.url("/readyz"));
     assert_eq!(status, 503, "{body}");
     assert_eq!(failed(&body), vec!["sqlite"]);
@@ -129,7 +130,10 @@ fn readyz_reports_azure_mode_when_fully_configured() {
             .variable("azure_openai_endpoint", "https://res.openai.azure.com")
             .variable("azure_openai_api_key", "k")
             .variable("azure_openai_chat_deployment", "gpt-4o-mini")
-            .variable("azure_openai_embedding_deployment", "text-embedding-3-small"),
+            .variable(
+                "azure_openai_embedding_deployment",
+                "text-embedding-3-small",
+            ),
     );
     let (status, body) = get_json(&host.url("/readyz"));
     assert_eq!(status, 200, "{body}");

@@ -46,7 +46,12 @@ fn passes_spin_headers_and_an_absolute_uri() {
     assert_eq!(h["spin-raw-component-route"], "/probe/...");
     assert_eq!(h["spin-component-route"], "/probe");
     assert_eq!(h["spin-base-path"], "/");
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
 }
 
 #[test]
@@ -54,7 +59,11 @@ fn allows_outbound_requests_to_allowed_hosts() {
     let (port, hits) = upstream();
     let host = start(probe(port));
     let (status, body) = get_json(&host.url(&format!("/probe/outbound?port={port}")));
-    assert_eq!((status, &body["status"]), (200, &serde_json::json!(204)), "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &serde_json::json!(204)),
+        "{body}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
@@ -66,10 +75,17 @@ fn refuses_outbound_requests_to_hosts_not_allowed() {
     let (status, body) = get_json(&host.url(&format!("/probe/outbound?port={other}")));
     assert_eq!(status, 502, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("HttpRequestDenied"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
         "{body}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the refused host was contacted");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the refused host was contacted"
+    );
 }
 
 #[test]
@@ -107,8 +123,14 @@ fn a_required_variable_without_value_refuses_to_start() {
     let manifest = dir.join("spin.toml");
     let text = std::fs::read_to_string(common::root().join("tests/host/fixtures/probe.toml"))
         .unwrap()
-        .replace("allowed_port = { default = \"1\" }", "allowed_port = { required = true }")
-        .replace("../../../target", &common::root().join("target").to_string_lossy());
+        .replace(
+            "allowed_port = { default = \"1\" }",
+            "allowed_port = { required = true }",
+        )
+        .replace(
+            "../../../target",
+            &common::root().join("target").to_string_lossy(),
+        );
     std::fs::write(&manifest, text).unwrap();
     let err = ragspin_host::RunningHost::start(
         HostOptions::for_tests(&manifest),
@@ -117,4 +139,16 @@ fn a_required_variable_without_value_refuses_to_start() {
     .err()
     .expect("start-up must fail");
     assert!(format!("{err:#}").contains("allowed_port"), "{err:#}");
+}
+
+/// Each port has one contract suite; here it runs against the Spin adapters,
+/// inside a real component, on the host's KV, SQLite and variables.
+#[test]
+fn spin_adapters_pass_the_port_contract_suites() {
+    let host = start(probe(1));
+    let (status, body) = get_json(&host.url("/contract"));
+    assert_eq!(status, 200, "{body}");
+    for suite in ["kv_store", "sql", "config", "clock"] {
+        assert_eq!(body[suite], "ok", "{suite}: {body}");
+    }
 }

@@ -38,7 +38,10 @@ pub fn manifest_variant(name: &str, edit: impl FnOnce(&mut toml::Table)) -> Path
             let c = c.as_table_mut().unwrap();
             let source = c["source"].as_str().unwrap().to_string();
             let absolute = root().join(source);
-            c.insert("source".into(), absolute.to_string_lossy().into_owned().into());
+            c.insert(
+                "source".into(),
+                absolute.to_string_lossy().into_owned().into(),
+            );
         }
     }
     edit(&mut doc);

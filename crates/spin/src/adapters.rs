@@ -1,0 +1,258 @@
+//! The ports over `spin-sdk` 6.
+
+use std::cell::OnceCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use ragspin_core::ports::{next_counter, validate_variable_name};
+use ragspin_core::{
+    Clock, Config, Error, HttpClient, HttpRequest, HttpResponse, KvStore, Result, Row, Rows, Sql,
+    SqlValue,
+};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::key_value::{self, Store};
+use spin_sdk::sqlite::{self, Connection, Value};
+use spin_sdk::variables;
+use spin_sdk::wasip3::http::types::ErrorCode;
+
+/// [`KvStore`] over a Spin key-value store.
+///
+/// The store is opened on first use, so a missing or forbidden store shows up
+/// as an operation's `Error::Storage` (e.g. a failed readiness check), not as
+/// a failed request. `increment` is get + parse + set: not atomic.
+pub struct SpinKv {
+    label: String,
+    store: OnceCell<Store>,
+}
+
+impl SpinKv {
+    /// The store called `label` in `spin.toml` (`key_value_stores`).
+    pub fn open(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            store: OnceCell::new(),
+        }
+    }
+
+    /// The `default` store.
+    pub fn open_default() -> Self {
+        Self::open("default")
+    }
+
+    async fn store(&self) -> Result<&Store> {
+        if self.store.get().is_none() {
+            let store = Store::open(&self.label).await.map_err(kv_error)?;
+            // Another task of this instance may have opened it meanwhile; keep one.
+            let _ = self.store.set(store);
+        }
+        self.store
+            .get()
+            .ok_or_else(|| Error::Internal("key-value store vanished".into()))
+    }
+}
+
+fn kv_error(e: key_value::Error) -> Error {
+    Error::Storage(format!("key-value: {e}"))
+}
+
+impl KvStore for SpinKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store().await?.get(key).await.map_err(kv_error)
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.store().await?.set(key, value).await.map_err(kv_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.store().await?.delete(key).await.map_err(kv_error)
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        let store = self.store().await?;
+        let current = store.get(key).await.map_err(kv_error)?;
+        let next = next_counter(key, current.as_deref(), delta)?;
+        store
+            .set(key, next.to_string().as_bytes())
+            .await
+            .map_err(kv_error)?;
+        Ok(next)
+    }
+}
+
+/// [`Sql`] over a Spin SQLite database.
+///
+/// Opened on first use (see [`SpinKv`]). `execute` reports the connection's
+/// `changes()`, which concurrent tasks of one instance could interleave.
+pub struct SpinSql {
+    label: String,
+    conn: OnceCell<Connection>,
+}
+
+impl SpinSql {
+    /// The database called `label` in `spin.toml` (`sqlite_databases`).
+    pub fn open(label: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            conn: OnceCell::new(),
+        }
+    }
+
+    /// The `default` database.
+    pub fn open_default() -> Self {
+        Self::open("default")
+    }
+
+    async fn conn(&self) -> Result<&Connection> {
+        if self.conn.get().is_none() {
+            let conn = Connection::open(&self.label).await.map_err(sql_error)?;
+            let _ = self.conn.set(conn);
+        }
+        self.conn
+            .get()
+            .ok_or_else(|| Error::Internal("sqlite connection vanished".into()))
+    }
+}
+
+fn sql_error(e: sqlite::Error) -> Error {
+    Error::Storage(format!("sqlite: {e}"))
+}
+
+fn to_spin(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Integer(i) => Value::Integer(*i),
+        SqlValue::Real(f) => Value::Real(*f),
+        SqlValue::Text(s) => Value::Text(s.clone()),
+        SqlValue::Blob(b) => Value::Blob(b.clone()),
+        SqlValue::Null => Value::Null,
+    }
+}
+
+fn from_spin(value: Value) -> SqlValue {
+    match value {
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(f) => SqlValue::Real(f),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Blob(b) => SqlValue::Blob(b),
+        Value::Null => SqlValue::Null,
+    }
+}
+
+impl Sql for SpinSql {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64> {
+        let conn = self.conn().await?;
+        conn.execute(sql, params.iter().map(to_spin))
+            .await
+            .map_err(sql_error)?
+            .collect()
+            .await
+            .map_err(sql_error)?;
+        Ok(conn.changes().await)
+    }
+
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
+        let result = self
+            .conn()
+            .await?
+            .execute(sql, params.iter().map(to_spin))
+            .await
+            .map_err(sql_error)?;
+        let columns = result.columns().to_vec();
+        let rows = result.collect().await.map_err(sql_error)?;
+        Ok(Rows {
+            columns,
+            rows: rows
+                .into_iter()
+                .map(|row| Row(row.values.into_iter().map(from_spin).collect()))
+                .collect(),
+        })
+    }
+}
+
+/// [`Config`] over Spin variables: `Undefined` is `Ok(None)`, an invalid name
+/// `Error::Internal`, a failing provider `Error::Unavailable`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinConfig;
+
+impl Config for SpinConfig {
+    async fn get(&self, name: &str) -> Result<Option<String>> {
+        validate_variable_name(name)?;
+        match variables::get(name).await {
+            Ok(value) => Ok(Some(value)),
+            Err(variables::Error::Undefined(_)) => Ok(None),
+            Err(variables::Error::InvalidName(m)) => Err(Error::Internal(format!(
+                "invalid variable name {name:?}: {m}"
+            ))),
+            Err(variables::Error::Provider(m)) => Err(Error::Unavailable(format!(
+                "variable provider failed for {name}: {m}"
+            ))),
+            Err(variables::Error::Other(m)) => {
+                Err(Error::Internal(format!("reading variable {name}: {m}")))
+            }
+        }
+    }
+}
+
+/// [`Clock`] over the host's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinClock;
+
+impl Clock for SpinClock {
+    fn now_unix_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// [`HttpClient`] over Spin's outbound HTTP (hosts must be listed in
+/// `allowed_outbound_hosts`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinHttp;
+
+fn http_error(e: ErrorCode) -> Error {
+    match e {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => Error::Timeout(e.to_string()),
+        ErrorCode::HttpRequestDenied => {
+            Error::Upstream(format!("{e} (is the host in allowed_outbound_hosts?)"))
+        }
+        other => Error::Upstream(other.to_string()),
+    }
+}
+
+impl HttpClient for SpinHttp {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let outgoing = builder
+            .body(Full::new(Bytes::from(request.body)))
+            .map_err(|e| Error::Internal(format!("invalid outbound request: {e}")))?;
+        let response = spin_sdk::http::send(outgoing).await.map_err(http_error)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.into_body().bytes().await.map_err(http_error)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+}

@@ -1,0 +1,34 @@
+//! Test-only component (never deployed): `GET /contract` runs every port's
+//! contract suite from `ragspin_testkit::contract` against the Spin adapters
+//! and answers `{"<suite>": "ok" | "<violation>"}` — the same suites the
+//! in-memory implementations pass natively.
+#![cfg(target_arch = "wasm32")]
+
+use ragspin_core::{HttpRequest, HttpResponse};
+use ragspin_spin::{SpinClock, SpinConfig, SpinKv, SpinSql};
+use ragspin_testkit::contract;
+
+ragspin_spin::http_component!(handle);
+
+async fn handle(_request: HttpRequest) -> HttpResponse {
+    let results = [
+        (
+            "kv_store",
+            contract::kv_store(&SpinKv::open_default()).await,
+        ),
+        ("sql", contract::sql(&SpinSql::open_default()).await),
+        ("config", contract::config(&SpinConfig).await),
+        ("clock", contract::clock(&SpinClock).await),
+    ];
+    let out: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(suite, outcome)| {
+            let verdict = match outcome {
+                Ok(()) => "ok".to_string(),
+                Err(violation) => violation.to_string(),
+            };
+            (suite.to_string(), verdict.into())
+        })
+        .collect();
+    HttpResponse::json(200, &out)
+}
