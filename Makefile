@@ -49,7 +49,8 @@ clippy: setup
 
 ## The test command CI runs (.ci/run): build, lint, then every test tier.
 test: setup fmt-check wasm clippy
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
 
 ## Run the app on its embedded defaults.
 up:
