@@ -9,7 +9,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 COMPONENTS := health query ingest auth web
 COMPONENT_PKGS := $(addprefix -p ragspin-,$(COMPONENTS))
-TEST_COMPONENT_PKGS := -p ragspin-probe -p ragspin-contract
+TEST_COMPONENT_PKGS := -p ragspin-probe -p ragspin-contract -p ragspin-guarded
 WASM_PKGS := -p ragspin-core -p ragspin-spin $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
 LISTEN ?= 127.0.0.1:3000
 HAVE_SPIN := $(shell command -v spin 2>/dev/null)
@@ -71,3 +71,8 @@ bench: wasm
 clean:
 	$(CARGO) clean
 	rm -rf .spin
+
+.PHONY: hash-password
+## Print an Argon2id hash for `admin_password_hash` (reads the password from stdin).
+hash-password:
+	@$(CARGO) run -q -p ragspin-access --bin ragspin-hash-password

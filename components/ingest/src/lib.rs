@@ -1,7 +1,47 @@
-//! The ingest component (`/v1/indexes` and everything under it).
-//!
-//! Not built yet: every request is answered with JSON 501
-//! `{"error":{"code":"not_implemented","message":"<METHOD> <path> is not implemented yet"}}`.
+//! The ingest component: indexes, documents and versions
+//! (`/v1/indexes[/...]`). All behaviour lives in
+//! [`ragspin_index::api::handle`] (tested natively); this file wires the Spin
+//! adapters and the Azure OpenAI embeddings client to it.
 #![cfg(target_arch = "wasm32")]
 
-ragspin_spin::http_component!(ragspin_spin::not_implemented_handler);
+use ragspin_azure::{AzureConfig, EmbeddingsClient};
+use ragspin_core::{Config, HttpRequest, HttpResponse};
+use ragspin_index::IndexSettings;
+use ragspin_index::api::{self, Context};
+use ragspin_spin::{SpinClock, SpinConfig, SpinHttp, SpinSql, SpinTimer};
+
+ragspin_spin::http_component!(handle);
+
+/// Default time one request may spend embedding before answering 202.
+const DEFAULT_BUDGET_MS: u64 = 25_000;
+
+async fn handle(request: HttpRequest) -> HttpResponse {
+    let azure = match AzureConfig::from_config(&SpinConfig).await {
+        Ok(azure) => azure,
+        Err(e) => return HttpResponse::error(&e),
+    };
+    let budget_ms = match SpinConfig.get("ingest_time_budget_ms").await {
+        Ok(Some(v)) => v.parse().unwrap_or(DEFAULT_BUDGET_MS),
+        _ => DEFAULT_BUDGET_MS,
+    };
+    let sql = SpinSql::open_default();
+    let ctx = Context {
+        sql: &sql,
+        clock: &SpinClock,
+        budget_ms,
+        embedder: |settings: &IndexSettings| {
+            azure.as_ref().map(|base| {
+                let mut config = base.clone();
+                if !settings.embedding_deployment.is_empty() {
+                    config.embedding_deployment = settings.embedding_deployment.clone();
+                    config.embedding_model = settings.embedding_deployment.clone();
+                }
+                if settings.dimensions.is_some() {
+                    config.embedding_dimensions = settings.dimensions;
+                }
+                EmbeddingsClient::new(&config, SpinHttp, SpinClock, SpinTimer)
+            })
+        },
+    };
+    api::handle(&request, &ctx).await
+}

@@ -4,7 +4,7 @@
 //!
 //! The core never calls Spin. Everything it needs from the outside world is a
 //! small trait in [`ports`] — [`KvStore`], [`Sql`], [`Config`], [`Clock`],
-//! [`HttpClient`], [`Embedder`], [`ChatModel`], [`Retriever`] — and the
+//! [`Timer`], [`HttpClient`], [`Embedder`], [`ChatModel`], [`Retriever`] — and the
 //! services (e.g. [`health`]) are generic over them. Two families of adapters
 //! implement the ports:
 //!
@@ -43,4 +43,5 @@ pub use error::{Error, ErrorBody, ErrorDetail, Result, status_for};
 pub use http::{HttpRequest, HttpResponse};
 pub use ports::{
     ChatModel, Clock, Config, Embedder, HttpClient, KvStore, Retriever, Row, Rows, Sql, SqlValue,
+    Timer, with_timeout,
 };

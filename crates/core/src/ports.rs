@@ -9,6 +9,10 @@
 //! single-threaded wasm instance, and the Spin SDK's futures are not `Send`.
 #![allow(async_fn_in_trait)]
 
+use std::future::poll_fn;
+use std::pin::pin;
+use std::task::Poll;
+
 use crate::domain::{ChatCompletion, ChatRequest, Embedding, ScoredChunk, SearchQuery};
 use crate::error::Result;
 use crate::http::{HttpRequest, HttpResponse};
@@ -235,6 +239,50 @@ pub trait Clock {
     fn now_unix_ms(&self) -> u64;
 }
 
+/// Waiting: retry backoff and timeouts.
+///
+/// `sleep` completes after at least `ms` milliseconds (an adapter may wait
+/// longer, never shorter); fakes may complete at once. Dropping the future
+/// before it completes cancels the wait. Combine it with any future through
+/// [`with_timeout`].
+pub trait Timer {
+    /// Wait `ms` milliseconds. `sleep(0)` completes promptly.
+    async fn sleep(&self, ms: u64);
+}
+
+impl<T: Timer + ?Sized> Timer for &T {
+    async fn sleep(&self, ms: u64) {
+        (**self).sleep(ms).await;
+    }
+}
+
+/// Run `fut`, giving up after `ms` milliseconds of `timer` time with
+/// [`crate::Error::Timeout`].
+///
+/// `fut` is polled before the timer, so a future that is ready when first
+/// polled always wins, even against a timer that fires at once. On expiry
+/// `fut` is dropped (cancelled). Works without `Send`: both futures are
+/// polled on the caller's task.
+pub async fn with_timeout<T, F>(timer: &impl Timer, ms: u64, fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let mut fut = pin!(fut);
+    let mut expiry = pin!(timer.sleep(ms));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        match expiry.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(crate::Error::Timeout(format!(
+                "no answer within {ms} ms"
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Outbound HTTP (Azure OpenAI).
 ///
 /// Transport failures are [`crate::Error::Upstream`] or [`crate::Error::Timeout`];
@@ -267,6 +315,60 @@ pub trait Retriever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fires at once, counting how often it was asked to wait.
+    #[derive(Default)]
+    struct ImmediateTimer(std::cell::Cell<u32>);
+
+    impl Timer for ImmediateTimer {
+        async fn sleep(&self, _ms: u64) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    /// Pending on the first poll, ready with `value` on the second.
+    async fn ready_on_second_poll(value: u32) -> Result<u32> {
+        let mut polled = false;
+        poll_fn(|cx| {
+            if polled {
+                Poll::Ready(())
+            } else {
+                polled = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await;
+        Ok(value)
+    }
+
+    #[test]
+    fn with_timeout_returns_a_ready_future_even_when_the_timer_fires_at_once() {
+        let timer = ImmediateTimer::default();
+        let got = futures::executor::block_on(with_timeout(&timer, 0, async { Ok(7) }));
+        assert_eq!(got, Ok(7));
+        assert_eq!(timer.0.get(), 0, "the timer was not even started");
+    }
+
+    #[test]
+    fn with_timeout_gives_up_on_a_slower_future_with_a_timeout_error() {
+        let timer = ImmediateTimer::default();
+        let got = futures::executor::block_on(with_timeout(&timer, 250, ready_on_second_poll(1)));
+        assert_eq!(
+            got,
+            Err(crate::Error::Timeout("no answer within 250 ms".into()))
+        );
+        assert_eq!(timer.0.get(), 1);
+    }
+
+    #[test]
+    fn with_timeout_passes_the_future_s_own_error_through() {
+        let timer = ImmediateTimer::default();
+        let got: Result<()> = futures::executor::block_on(with_timeout(&timer, 5, async {
+            Err(crate::Error::Upstream("boom".into()))
+        }));
+        assert_eq!(got, Err(crate::Error::Upstream("boom".into())));
+    }
 
     #[test]
     fn accepts_spin_style_variable_names() {

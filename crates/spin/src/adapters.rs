@@ -8,7 +8,7 @@ use http_body_util::Full;
 use ragspin_core::ports::{next_counter, validate_variable_name};
 use ragspin_core::{
     Clock, Config, Error, HttpClient, HttpRequest, HttpResponse, KvStore, Result, Row, Rows, Sql,
-    SqlValue,
+    SqlValue, Timer,
 };
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::key_value::{self, Store};
@@ -203,6 +203,21 @@ impl Clock for SpinClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// [`Timer`] over WASI P3's monotonic clock
+/// (`wasi:clocks/monotonic-clock@0.3.0-rc-2026-03-15`, `wait-for`).
+///
+/// The wait is an async host call: other tasks of the instance (e.g. an
+/// outbound request raced by `with_timeout`) keep running meanwhile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinTimer;
+
+impl Timer for SpinTimer {
+    async fn sleep(&self, ms: u64) {
+        // The WIT duration is in nanoseconds.
+        spin_sdk::wasip3::clocks::monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! Spin adapters for ragspin's ports, and the HTTP glue components share.
 //!
 //! * Adapters (wasm32 only): `SpinKv`, `SpinSql`, `SpinConfig`, `SpinClock`,
-//!   `SpinHttp` implement the `ragspin_core` ports over
+//!   `SpinTimer`, `SpinHttp` implement the `ragspin_core` ports over
 //!   `spin-sdk` 6. They must pass the same `ragspin_testkit::contract` suites
 //!   as the in-memory fakes.
 //! * [`http_component!`] exports an `async fn(HttpRequest) -> HttpResponse`
@@ -27,7 +27,7 @@ mod adapters;
 mod glue;
 
 #[cfg(target_arch = "wasm32")]
-pub use adapters::{SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql};
+pub use adapters::{SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
 /// The Spin SDK, for components that need more than the adapters.
 #[cfg(target_arch = "wasm32")]
 pub use spin_sdk;

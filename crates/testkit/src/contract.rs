@@ -11,12 +11,12 @@
 
 use std::fmt;
 
-use ragspin_core::{Clock, Config, Error, KvStore, Sql, SqlValue};
+use ragspin_core::{Clock, Config, Error, KvStore, Sql, SqlValue, Timer, with_timeout};
 
 /// A broken promise: which suite, which check, what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The suite (`kv_store`, `sql`, `config`, `clock`).
+    /// The suite (`kv_store`, `sql`, `config`, `clock`, `timer`).
     pub suite: &'static str,
     /// The check, as a behaviour sentence.
     pub check: &'static str,
@@ -516,5 +516,30 @@ pub async fn clock<C: Clock>(clock: &C) -> Outcome {
         "got {a}"
     );
     ensure!(S, "time does not go backwards", b >= a, "got {a} then {b}");
+    Ok(())
+}
+
+/// The [`Timer`] contract: `sleep(0)` returns, a future ready at once beats
+/// any timeout, and [`with_timeout`] gives up on a never-ready future with
+/// [`Error::Timeout`]. Takes a few milliseconds with a real timer.
+pub async fn timer<T: Timer>(timer: &T) -> Outcome {
+    const S: &str = "timer";
+    timer.sleep(0).await;
+
+    let got = with_timeout(timer, 0, async { Ok(42) }).await;
+    ensure!(
+        S,
+        "a future that is ready at once beats even a zero timeout",
+        got == Ok(42),
+        "got {got:?}"
+    );
+
+    let got = with_timeout(timer, 5, std::future::pending::<ragspin_core::Result<()>>()).await;
+    ensure!(
+        S,
+        "with_timeout gives up on a never-ready future with a timeout error",
+        matches!(got, Err(Error::Timeout(_))),
+        "got {got:?}"
+    );
     Ok(())
 }

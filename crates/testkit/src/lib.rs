@@ -7,7 +7,10 @@
 //! | `Sql` | [`SqliteSql`] | real in-memory SQLite (FTS5 available); `fail_with` (native only) |
 //! | `Config` | [`MapConfig`] | absent name = undefined; `fail_with` |
 //! | `Clock` | [`ManualClock`] | set and advance by hand |
+//! | `Timer` | [`InstantTimer`] | completes at once; records requested sleeps |
+//! | `Timer` | `RealTimer` | native only: really sleeps (blocks the thread) |
 //! | `HttpClient` | [`ScriptedHttp`] | queued responses; records requests |
+//! | `HttpClient` | `NativeHttp` | native only: real HTTP (blocking `reqwest`), for loopback servers |
 //! | `Embedder` | [`HashEmbedder`] | deterministic feature hashing |
 //! | `ChatModel` | [`ScriptedChat`] | queued answers; records requests |
 //! | `Retriever` | [`MemoryRetriever`] | term-overlap scoring |
@@ -18,10 +21,18 @@
 pub mod contract;
 mod fakes;
 #[cfg(not(target_arch = "wasm32"))]
+mod native_http;
+#[cfg(not(target_arch = "wasm32"))]
 mod sqlite;
+mod timer;
 
 pub use fakes::{
     HashEmbedder, ManualClock, MapConfig, MemoryKv, MemoryRetriever, ScriptedChat, ScriptedHttp,
 };
 #[cfg(not(target_arch = "wasm32"))]
+pub use native_http::NativeHttp;
+#[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteSql;
+pub use timer::InstantTimer;
+#[cfg(not(target_arch = "wasm32"))]
+pub use timer::RealTimer;

@@ -4,7 +4,7 @@
 use futures::executor::block_on;
 use ragspin_core::{Clock, KvStore, Result};
 use ragspin_testkit::contract::{self, CONFIG_FIXTURE};
-use ragspin_testkit::{ManualClock, MapConfig, MemoryKv, SqliteSql};
+use ragspin_testkit::{InstantTimer, ManualClock, MapConfig, MemoryKv, RealTimer, SqliteSql};
 
 #[test]
 fn memory_kv_honours_the_kv_store_contract() {
@@ -106,4 +106,14 @@ fn clock_contract_catches_a_clock_stuck_at_the_epoch() {
     let clock = ManualClock::new(0);
     assert_eq!(clock.now_unix_ms(), 0);
     assert!(block_on(contract::clock(&clock)).is_err());
+}
+
+#[test]
+fn instant_timer_honours_the_timer_contract() {
+    block_on(contract::timer(&InstantTimer::new())).unwrap();
+}
+
+#[test]
+fn real_timer_honours_the_timer_contract() {
+    block_on(contract::timer(&RealTimer)).unwrap();
 }

@@ -181,3 +181,30 @@ fn memory_retriever_honours_top_k_and_breaks_ties_by_id() {
         .collect();
     assert_eq!(ids, ["a", "b"]);
 }
+
+#[test]
+fn instant_timer_records_each_sleep_it_was_asked_for() {
+    let timer = ragspin_testkit::InstantTimer::new();
+    block_on(async {
+        ragspin_core::Timer::sleep(&timer, 250).await;
+        ragspin_core::Timer::sleep(&timer, 0).await;
+        ragspin_core::Timer::sleep(&timer, 1_000).await;
+    });
+    assert_eq!(timer.sleeps(), vec![250, 0, 1_000]);
+    assert_eq!(timer.total_ms(), 1_250);
+}
+
+#[test]
+fn instant_timer_does_not_record_a_timeout_that_never_started() {
+    let timer = ragspin_testkit::InstantTimer::new();
+    let got = block_on(ragspin_core::with_timeout(&timer, 500, async { Ok(1) }));
+    assert_eq!(got, Ok(1));
+    assert!(timer.sleeps().is_empty());
+}
+
+#[test]
+fn real_timer_waits_at_least_the_requested_time() {
+    let start = std::time::Instant::now();
+    block_on(ragspin_core::Timer::sleep(&ragspin_testkit::RealTimer, 30));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(30));
+}

@@ -15,7 +15,7 @@ use crate::State;
 use crate::bindings::spin::key_value::key_value as kv;
 use crate::bindings::spin::sqlite::sqlite;
 use crate::bindings::spin::variables::variables;
-use crate::storage::{KvBackend, SqlValue, SqliteBackend};
+use crate::storage::{KvBackend, SqlValue, SqliteConnection};
 
 /// The host side of an open `spin:key-value` store.
 pub struct KvStoreHandle {
@@ -25,7 +25,7 @@ pub struct KvStoreHandle {
 
 /// The host side of an open `spin:sqlite` connection.
 pub struct SqliteHandle {
-    backend: Arc<SqliteBackend>,
+    conn: SqliteConnection,
 }
 
 /// Marker type the store-accessing imports are implemented on.
@@ -190,9 +190,10 @@ impl State {
             return Err(sqlite::Error::AccessDenied);
         }
         match self.app.backends.sqlite.get(label) {
-            Some(backend) => Ok(SqliteHandle {
-                backend: backend.clone(),
-            }),
+            Some(backend) => backend
+                .connect()
+                .map(|conn| SqliteHandle { conn })
+                .map_err(sqlite::Error::Io),
             None => Err(sqlite::Error::NoSuchDatabase),
         }
     }
@@ -209,7 +210,7 @@ impl State {
         let handle = self.table.get(conn).map_err(trap)?;
         let params: Vec<SqlValue> = parameters.into_iter().map(from_wit).collect();
         Ok(handle
-            .backend
+            .conn
             .execute(statement, &params)
             .map(|(out, _, _)| out)
             .map_err(sqlite::Error::Io))
@@ -293,7 +294,7 @@ impl sqlite::HostConnectionWithStore for Spin {
     ) -> Trap<i64> {
         accessor.with(|mut access| {
             let handle = access.get().table.get(&conn).map_err(trap)?;
-            Ok(handle.backend.last_insert_rowid())
+            Ok(handle.conn.last_insert_rowid())
         })
     }
 
@@ -303,7 +304,7 @@ impl sqlite::HostConnectionWithStore for Spin {
     ) -> Trap<u64> {
         accessor.with(|mut access| {
             let handle = access.get().table.get(&conn).map_err(trap)?;
-            Ok(handle.backend.changes())
+            Ok(handle.conn.changes())
         })
     }
 }
@@ -338,12 +339,12 @@ impl sqlite::HostConnection for State {
             .table
             .get(&conn)
             .map_err(trap)?
-            .backend
+            .conn
             .last_insert_rowid())
     }
 
     async fn changes(&mut self, conn: Resource<SqliteHandle>) -> Trap<u64> {
-        Ok(self.table.get(&conn).map_err(trap)?.backend.changes())
+        Ok(self.table.get(&conn).map_err(trap)?.conn.changes())
     }
 
     async fn drop(&mut self, conn: Resource<SqliteHandle>) -> Trap<()> {

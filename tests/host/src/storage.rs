@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::manifest::Backing;
@@ -138,26 +139,69 @@ pub struct SqlOutput {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
-/// One SQLite database label. Spin keeps one connection per label and
-/// serialises statements on it; so does this.
+/// One SQLite database label. As in Spin 4 (`spin-sqlite-inproc`), every
+/// `open` gets its own connection to the database file, so a transaction
+/// (`BEGIN` … `COMMIT` across `execute` calls) belongs to that connection
+/// alone and concurrent writers wait on SQLite's file lock (rusqlite's 5 s
+/// busy timeout). A `Memory` backing is a temporary file removed with the
+/// host, so every connection still sees the same data.
 #[derive(Debug)]
 pub struct SqliteBackend {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    _temp: Option<TempDir>,
+}
+
+/// A folder removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl SqliteBackend {
     pub fn open(backing: &Backing) -> Result<Self> {
-        Ok(Self {
-            conn: Mutex::new(open(backing)?),
-        })
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let (path, temp) = match backing {
+            Backing::File(path) => (path.clone(), None),
+            Backing::Memory => {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let dir =
+                    std::env::temp_dir().join(format!("ragspin-host-{}-{n}", std::process::id()));
+                std::fs::create_dir_all(&dir)?;
+                (dir.join("db.sqlite"), Some(TempDir(dir)))
+            }
+        };
+        // Fail at start-up, not on first use, when the file cannot be opened.
+        open(&Backing::File(path.clone()))?;
+        Ok(Self { path, _temp: temp })
     }
 
-    /// Runs one statement (or, without parameters, a batch of statements as
-    /// Spin's `execute` allows), returning rows, rows affected and last rowid.
+    /// A new connection, as Spin makes for each `open`.
+    pub fn connect(&self) -> Result<SqliteConnection, String> {
+        open(&Backing::File(self.path.clone()))
+            .map(|c| SqliteConnection {
+                conn: Mutex::new(c),
+            })
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// One open connection (one component `open`).
+#[derive(Debug)]
+pub struct SqliteConnection {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteConnection {
+    /// Runs one statement (as in Spin, only the first statement of a string runs),
+    /// returning rows, rows affected and last rowid.
     pub fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(SqlOutput, u64, i64), String> {
         use rusqlite::types::{Value, ValueRef};
         let conn = self.conn.lock().unwrap();
-        let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
         let columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let values: Vec<Value> = params
             .iter()
@@ -243,7 +287,8 @@ mod tests {
 
     #[test]
     fn sqlite_has_fts5_and_typed_values() {
-        let db = SqliteBackend::open(&Backing::Memory).unwrap();
+        let backend = SqliteBackend::open(&Backing::Memory).unwrap();
+        let db = backend.connect().unwrap();
         db.execute("CREATE VIRTUAL TABLE t USING fts5(body)", &[])
             .unwrap();
         db.execute(
@@ -276,5 +321,27 @@ mod tests {
             ]
         );
         assert!(db.execute("SELEC nonsense", &[]).is_err());
+        // Like Spin (rusqlite's prepare), only the first statement of a string runs.
+        let (out, _, _) = db.execute("SELECT 1; SELECT 2", &[]).unwrap();
+        assert_eq!(out.rows, vec![vec![SqlValue::Integer(1)]]);
+    }
+
+    #[test]
+    fn each_connection_has_its_own_transaction_over_shared_data() {
+        let backend = SqliteBackend::open(&Backing::Memory).unwrap();
+        let a = backend.connect().unwrap();
+        let b = backend.connect().unwrap();
+        a.execute("CREATE TABLE t (x INTEGER)", &[]).unwrap();
+        a.execute("BEGIN", &[]).unwrap();
+        a.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        let (out, _, _) = b.execute("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(
+            out.rows[0][0],
+            SqlValue::Integer(0),
+            "uncommitted row visible"
+        );
+        a.execute("COMMIT", &[]).unwrap();
+        let (out, _, _) = b.execute("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(out.rows[0][0], SqlValue::Integer(1));
     }
 }

@@ -1,0 +1,270 @@
+//! [`EmbeddingsClient`]: the `Embedder` port over the embeddings operation.
+
+use std::ops::Range;
+
+use ragspin_core::{Clock, Embedder, Embedding, Error, HttpClient, Result, Timer, Usage};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AzureConfig, EmbeddingLimits, accepts_dimensions};
+use crate::transport::{CallStats, Operation, Target, Transport};
+
+/// Estimates the tokens of a text; used for batching and for the per-input
+/// limit. The default is [`estimate_tokens`].
+pub type TokenEstimator = fn(&str) -> u32;
+
+/// A deliberately simple token estimate: one token per 4 bytes, rounded up,
+/// at least 1. Close for English with OpenAI's tokenizers; it undercounts
+/// scripts with many tokens per byte, so keep the limits below the real ones.
+pub fn estimate_tokens(text: &str) -> u32 {
+    u32::try_from(text.len().div_ceil(4).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Vectors and the tokens they cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One vector per input, in input order.
+    pub vectors: Vec<Embedding>,
+    /// `prompt_tokens` summed over the requests (`completion_tokens` is 0).
+    pub usage: Usage,
+    /// HTTP requests the batches needed (without retries).
+    pub batches: usize,
+}
+
+/// Embeds texts with one Azure OpenAI (or OpenAI-compatible) deployment.
+///
+/// Inputs are split into batches of at most `max_inputs` texts and
+/// `max_request_tokens` estimated tokens ([`EmbeddingsClient::plan_batches`]),
+/// sent one after the other; each batch is retried on its own
+/// ([`crate::RetryPolicy`]). Results are matched to inputs by `data[i].index`,
+/// and the answer is checked (every index exactly once, one vector length).
+pub struct EmbeddingsClient<H, C, T> {
+    transport: Transport<H, C, T>,
+    target: Target,
+    what: String,
+    cache_model: String,
+    dimensions: Option<u32>,
+    limits: EmbeddingLimits,
+    timeout_ms: u64,
+    estimate: TokenEstimator,
+}
+
+#[derive(Serialize)]
+struct EmbeddingsBody<'a> {
+    input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsAnswer {
+    data: Vec<EmbeddingItem>,
+    #[serde(default)]
+    usage: Option<EmbeddingUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingUsage {
+    #[serde(default)]
+    prompt_tokens: u32,
+}
+
+impl<H: HttpClient, C: Clock, T: Timer> EmbeddingsClient<H, C, T> {
+    /// A client for `config.embedding_deployment` over the given ports.
+    pub fn new(config: &AzureConfig, http: H, clock: C, timer: T) -> Self {
+        let deployment = &config.embedding_deployment;
+        let dimensions = config
+            .embedding_dimensions
+            .filter(|_| accepts_dimensions(&config.embedding_model));
+        Self {
+            transport: Transport::new(config, http, clock, timer),
+            target: Target::new(config, deployment, Operation::Embeddings),
+            what: format!("embeddings (deployment {deployment:?})"),
+            cache_model: config.embedding_cache_model(),
+            dimensions,
+            limits: config.embedding_limits,
+            timeout_ms: config.embedding_timeout_ms,
+            estimate: estimate_tokens,
+        }
+    }
+
+    /// Use another token estimator (e.g. a real tokenizer).
+    #[must_use]
+    pub fn with_token_estimator(mut self, estimate: TokenEstimator) -> Self {
+        self.estimate = estimate;
+        self
+    }
+
+    /// Seed the backoff jitter (the default seed is the clock's time).
+    #[must_use]
+    pub fn with_jitter_seed(self, seed: u64) -> Self {
+        self.transport.reseed(seed);
+        self
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> CallStats {
+        self.transport.stats()
+    }
+
+    /// The HTTP port (tests inspect the requests sent).
+    pub fn http(&self) -> &H {
+        &self.transport.http
+    }
+
+    /// The timer port (tests inspect the waits).
+    pub fn timer(&self) -> &T {
+        &self.transport.timer
+    }
+
+    /// Split `texts` into request-sized, consecutive ranges.
+    ///
+    /// An empty text, or one over `max_input_tokens`, is
+    /// [`Error::Validation`] naming its position (`texts[3]`); nothing is sent.
+    pub fn plan_batches(&self, texts: &[String]) -> Result<Vec<Range<usize>>> {
+        let mut batches = Vec::new();
+        let mut start = 0;
+        let mut tokens: u64 = 0;
+        for (i, text) in texts.iter().enumerate() {
+            if text.is_empty() {
+                return Err(Error::validation(
+                    format!("texts[{i}]"),
+                    "must not be empty (Azure OpenAI rejects empty inputs)",
+                ));
+            }
+            let estimate = (self.estimate)(text);
+            if estimate > self.limits.max_input_tokens {
+                return Err(Error::validation(
+                    format!("texts[{i}]"),
+                    format!(
+                        "about {estimate} tokens; the model accepts at most {} per input",
+                        self.limits.max_input_tokens
+                    ),
+                ));
+            }
+            let full = i - start >= self.limits.max_inputs
+                || tokens + u64::from(estimate) > u64::from(self.limits.max_request_tokens);
+            if full && i > start {
+                batches.push(start..i);
+                start = i;
+                tokens = 0;
+            }
+            tokens += u64::from(estimate);
+        }
+        if start < texts.len() {
+            batches.push(start..texts.len());
+        }
+        Ok(batches)
+    }
+
+    /// The request for one batch (pure; no validation).
+    pub fn request_for(&self, batch: &[String]) -> Result<ragspin_core::HttpRequest> {
+        let body = EmbeddingsBody {
+            input: batch,
+            model: self.target.body_model.as_deref(),
+            dimensions: self.dimensions,
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| Error::Internal(format!("serialize embeddings request: {e}")))?;
+        Ok(self.target.post(body, "application/json"))
+    }
+
+    /// Embed `texts`, reporting usage. No texts, no request.
+    pub async fn embed_with_usage(&self, texts: &[String]) -> Result<Embeddings> {
+        let batches = self.plan_batches(texts)?;
+        let mut vectors = Vec::with_capacity(texts.len());
+        let mut usage = Usage::default();
+        for range in &batches {
+            let batch = &texts[range.clone()];
+            let request = self.request_for(batch)?;
+            let response = self
+                .transport
+                .send(&self.what, &self.target, request, self.timeout_ms)
+                .await?;
+            let (batch_vectors, tokens) = self
+                .parse(batch.len(), &response.body)
+                .map_err(|e| self.transport.fail(e))?;
+            vectors.extend(batch_vectors);
+            usage.prompt_tokens = usage.prompt_tokens.saturating_add(tokens);
+            self.transport.record(|s| {
+                s.prompt_tokens += u64::from(tokens);
+                s.embedded_inputs += batch.len() as u64;
+            });
+        }
+        if let Some(first) = vectors.first() {
+            let len = first.len();
+            if let Some(other) = vectors.iter().find(|v| v.len() != len) {
+                return Err(self.transport.fail(Error::Upstream(format!(
+                    "{}: vectors of different lengths across batches ({len} and {})",
+                    self.what,
+                    other.len()
+                ))));
+            }
+        }
+        Ok(Embeddings {
+            vectors,
+            usage,
+            batches: batches.len(),
+        })
+    }
+
+    fn parse(&self, expected: usize, body: &[u8]) -> Result<(Vec<Embedding>, u32)> {
+        let malformed = |why: String| Error::Upstream(format!("{}: malformed answer: {why}", self.what));
+        let answer: EmbeddingsAnswer = serde_json::from_slice(body)
+            .map_err(|e| malformed(self.transport.scrub(&e.to_string())))?;
+        if answer.data.len() != expected {
+            return Err(malformed(format!(
+                "{} vectors for {expected} inputs",
+                answer.data.len()
+            )));
+        }
+        let mut slots: Vec<Option<Embedding>> = vec![None; expected];
+        for item in answer.data {
+            let slot = slots
+                .get_mut(item.index)
+                .ok_or_else(|| malformed(format!("index {} out of range", item.index)))?;
+            if slot.is_some() {
+                return Err(malformed(format!("index {} appears twice", item.index)));
+            }
+            if item.embedding.is_empty() {
+                return Err(malformed(format!("empty vector at index {}", item.index)));
+            }
+            if let Some(d) = self.dimensions
+                && item.embedding.len() != d as usize
+            {
+                return Err(malformed(format!(
+                    "{} dimensions at index {}, asked for {d}",
+                    item.embedding.len(),
+                    item.index
+                )));
+            }
+            *slot = Some(item.embedding);
+        }
+        let vectors: Vec<Embedding> = slots.into_iter().flatten().collect();
+        if let Some(first) = vectors.first()
+            && vectors.iter().any(|v| v.len() != first.len())
+        {
+            return Err(malformed("vectors of different lengths".into()));
+        }
+        let tokens = answer.usage.map_or(0, |u| u.prompt_tokens);
+        Ok((vectors, tokens))
+    }
+}
+
+impl<H: HttpClient, C: Clock, T: Timer> Embedder for EmbeddingsClient<H, C, T> {
+    /// The model, plus `@dims` when a vector length is requested.
+    fn model(&self) -> &str {
+        &self.cache_model
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
+        Ok(self.embed_with_usage(texts).await?.vectors)
+    }
+}

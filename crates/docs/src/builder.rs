@@ -1,0 +1,152 @@
+//! Accumulates a [`ParsedDocument`]: the rendered text and its sections, with
+//! char offsets kept consistent by construction.
+
+use crate::{Metadata, ParsedDocument, Section};
+use ragspin_core::{Error, Result};
+
+/// What every parser writes into.
+#[derive(Default)]
+pub(crate) struct Builder {
+    text: String,
+    chars: usize,
+    sections: Vec<Section>,
+    pub(crate) title: Option<String>,
+}
+
+impl Builder {
+    /// Appends a heading line: part of the text, not of any section.
+    pub(crate) fn heading(&mut self, heading: &str) {
+        let heading = clean(heading);
+        if !heading.is_empty() {
+            self.append(&heading);
+        }
+    }
+
+    /// Appends a section (skipped when it has no visible text).
+    pub(crate) fn section(
+        &mut self,
+        text: &str,
+        heading_path: &[String],
+        page: Option<u32>,
+        metadata: Metadata,
+        atomic: bool,
+    ) {
+        let text = clean(text);
+        if text.is_empty() {
+            return;
+        }
+        let (start, end) = self.append(&text);
+        self.sections.push(Section {
+            text,
+            heading_path: heading_path.to_vec(),
+            page,
+            start,
+            end,
+            metadata,
+            atomic,
+        });
+    }
+
+    /// A plain, non-atomic section.
+    pub(crate) fn block(&mut self, text: &str, heading_path: &[String]) {
+        self.section(text, heading_path, None, Metadata::new(), false);
+    }
+
+    fn append(&mut self, text: &str) -> (usize, usize) {
+        if !self.text.is_empty() {
+            self.text.push_str("\n\n");
+            self.chars += 2;
+        }
+        let start = self.chars;
+        self.text.push_str(text);
+        self.chars += text.chars().count();
+        (start, self.chars)
+    }
+
+    /// The document, or `Validation` when it has no text.
+    pub(crate) fn finish(self) -> Result<ParsedDocument> {
+        self.finish_or(no_text(""))
+    }
+
+    /// The document, or `error` when it has no text.
+    pub(crate) fn finish_or(self, error: Error) -> Result<ParsedDocument> {
+        if self.sections.is_empty() {
+            return Err(error);
+        }
+        Ok(ParsedDocument {
+            text: self.text,
+            sections: self.sections,
+            title: self.title.map(|t| clean(&t)).filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+/// The error for a document without text; `hint` explains why, when known.
+pub(crate) fn no_text(hint: &str) -> Error {
+    Error::validation("content", format!("document has no text{hint}"))
+}
+
+/// Normalises text for a section: `\r\n` and `\r` become `\n`, other control
+/// characters (and the BOM) are dropped, trailing spaces of each line are
+/// removed, and the whole is trimmed.
+pub(crate) fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    push_newline(&mut out);
+                }
+            }
+            '\n' => push_newline(&mut out),
+            '\t' => out.push('\t'),
+            '\u{feff}' => {}
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    let trimmed_end = out.trim_end().len();
+    out.truncate(trimmed_end);
+    let leading = out.len() - out.trim_start().len();
+    out.drain(..leading);
+    out
+}
+
+fn push_newline(out: &mut String) {
+    let kept = out.trim_end_matches([' ', '\t']).len();
+    out.truncate(kept);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_line_endings_controls_and_trailing_spaces() {
+        assert_eq!(clean("\u{feff}  a \r\nb\rc\u{0}\t \n\n"), "a\nb\nc");
+    }
+
+    #[test]
+    fn keeps_offsets_in_chars_consistent_with_the_text() {
+        let mut b = Builder::default();
+        b.heading("Über");
+        b.block("naïve café", &["Über".to_owned()]);
+        b.block("  ", &[]);
+        b.block("ß", &[]);
+        let doc = b.finish().unwrap();
+        assert_eq!(doc.sections.len(), 2);
+        for s in &doc.sections {
+            let span: String = doc.text.chars().skip(s.start).take(s.end - s.start).collect();
+            assert_eq!(span, s.text);
+        }
+    }
+
+    #[test]
+    fn refuses_a_document_without_sections() {
+        let err = Builder::default().finish().unwrap_err();
+        assert_eq!(ragspin_core::status_for(&err), 422);
+        assert!(err.to_string().contains("document has no text"));
+    }
+}

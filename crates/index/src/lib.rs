@@ -1,0 +1,34 @@
+//! ragspin's index store: the SQLite schema, the document ingest pipeline
+//! (parse → chunk → embed with a cache → one transaction), index versions,
+//! and the vector block layout queries search.
+//!
+//! Everything is written against the core ports (`Sql`, `Clock`,
+//! `Embedder`), so it is tested natively on real SQLite (testkit) and runs
+//! unchanged in the ingest component over Spin's SQLite.
+//!
+//! # Storage layout (`default` database)
+//! | table | holds |
+//! |---|---|
+//! | `rs_indexes` | name, settings (JSON), active version |
+//! | `rs_versions` | each version's frozen settings, state (`building`/`ready`/`active`), generation (bumped on every write, so caches keyed by it are invalidated by construction) |
+//! | `rs_sources` | each document's original bytes and metadata — what a new version is rebuilt from |
+//! | `rs_documents` | a document as indexed in one version (content hash, chunk count) |
+//! | `rs_jobs` | the latest ingest's progress: stage, embedded n/m, error |
+//! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata, f32 vector; FTS5 (BM25) kept in step by triggers |
+//! | `rs_embedding_cache` | vectors keyed by (deployment, dimensions, chunk SHA-256) |
+//! | `rs_vector_blocks` | binary + int8 codes, 1,024 vectors a row (see [`vectors`]) |
+//!
+//! A document's writes (chunks, FTS rows, vectors, blocks, source, document
+//! row) happen in one transaction; embeddings are committed to the cache
+//! batch by batch before it, which is what makes a failed or timed-out
+//! ingest resumable without embedding finished chunks again.
+
+pub mod api;
+pub mod model;
+pub mod multipart;
+pub mod schema;
+pub mod service;
+pub mod vectors;
+
+pub use model::*;
+pub use service::{EMBED_BATCH, IndexService, MAX_DOCUMENT_BYTES, NoEmbedder, sha256_hex};

@@ -1,0 +1,141 @@
+//! Idempotent schema migrations for the `default` SQLite database.
+//!
+//! Every statement is `IF NOT EXISTS`, and applied versions are recorded in
+//! `rs_schema`, so running [`migrate`] from many instances at once (Spin
+//! starts instances on demand) is safe.
+
+use ragspin_core::{Result, Sql, SqlValue};
+
+/// `(version, statements)`; append, never edit a released migration.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS rs_indexes (
+            name TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            active_version INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS rs_versions (
+            index_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            settings TEXT NOT NULL,
+            state TEXT NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (index_name, version)
+        )",
+        "CREATE TABLE IF NOT EXISTS rs_sources (
+            index_name TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            content BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (index_name, doc_id)
+        )",
+        "CREATE TABLE IF NOT EXISTS rs_documents (
+            index_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            doc_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            embedded INTEGER NOT NULL,
+            indexed_at INTEGER NOT NULL,
+            PRIMARY KEY (index_name, version, doc_id)
+        )",
+        "CREATE TABLE IF NOT EXISTS rs_jobs (
+            index_name TEXT NOT NULL,
+            doc_id TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            embedded INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            error TEXT,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (index_name, doc_id)
+        )",
+        "CREATE TABLE IF NOT EXISTS rs_chunks (
+            id INTEGER PRIMARY KEY,
+            index_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            doc_id TEXT NOT NULL,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            heading TEXT NOT NULL,
+            heading_path TEXT NOT NULL,
+            page INTEGER,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            token_count INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            vector BLOB
+        )",
+        "CREATE INDEX IF NOT EXISTS rs_chunks_by_doc ON rs_chunks (index_name, version, doc_id)",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_fts USING fts5 (
+            text, heading, content = 'rs_chunks', content_rowid = 'id'
+        )",
+        "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_insert AFTER INSERT ON rs_chunks BEGIN
+            INSERT INTO rs_chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
+        END",
+        "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_delete AFTER DELETE ON rs_chunks BEGIN
+            INSERT INTO rs_chunks_fts (rs_chunks_fts, rowid, text, heading)
+                VALUES ('delete', old.id, old.text, old.heading);
+        END",
+        "CREATE TABLE IF NOT EXISTS rs_embedding_cache (
+            model TEXT NOT NULL,
+            dimensions INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (model, dimensions, content_hash)
+        ) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS rs_vector_blocks (
+            index_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            block INTEGER NOT NULL,
+            dimensions INTEGER NOT NULL,
+            ids BLOB NOT NULL,
+            bits BLOB NOT NULL,
+            codes BLOB NOT NULL,
+            scales BLOB NOT NULL,
+            PRIMARY KEY (index_name, version, block)
+        )",
+    ],
+)];
+
+/// The newest schema version.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
+pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
+    sql.execute(
+        "CREATE TABLE IF NOT EXISTS rs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        &[],
+    )
+    .await?;
+    let rows = sql
+        .query("SELECT COALESCE(MAX(version), 0) FROM rs_schema", &[])
+        .await?;
+    let current = match rows.rows.first().and_then(|r| r.0.first()) {
+        Some(SqlValue::Integer(v)) => *v,
+        _ => 0,
+    };
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for statement in *statements {
+            sql.execute(statement, &[]).await?;
+        }
+        sql.execute(
+            "INSERT OR IGNORE INTO rs_schema (version, applied_at) VALUES (?1, strftime('%s','now'))",
+            &[SqlValue::Integer(*version)],
+        )
+        .await?;
+    }
+    Ok(())
+}

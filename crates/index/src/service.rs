@@ -1,0 +1,1243 @@
+//! The index service: indexes, documents, the ingest pipeline and versions,
+//! over the `Sql` and `Clock` ports (and an optional `Embedder`).
+
+use std::collections::{HashMap, HashSet};
+
+use ragspin_core::{Clock, Embedder, Error, Result, Sql, SqlValue};
+use ragspin_docs::{ChunkDraft, Format};
+use sha2::{Digest, Sha256};
+
+use crate::model::*;
+use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
+
+/// Chunks sent to the embedder per call: the unit of progress and of resume.
+pub const EMBED_BATCH: usize = 64;
+/// Largest document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+fn int(v: Option<&SqlValue>) -> i64 {
+    match v {
+        Some(SqlValue::Integer(i)) => *i,
+        Some(SqlValue::Real(f)) => *f as i64,
+        _ => 0,
+    }
+}
+
+fn text(v: Option<&SqlValue>) -> String {
+    match v {
+        Some(SqlValue::Text(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn blob(v: Option<&SqlValue>) -> Option<Vec<u8>> {
+    match v {
+        Some(SqlValue::Blob(b)) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+fn t(s: impl Into<String>) -> SqlValue {
+    SqlValue::Text(s.into())
+}
+
+fn i(n: impl Into<i64>) -> SqlValue {
+    SqlValue::Integer(n.into())
+}
+
+fn json_object(s: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The embedding model as the cache keys it: deployment and dimensions.
+fn model_key<E: Embedder>(embedder: &E, settings: &IndexSettings) -> (String, i64) {
+    let model = if settings.embedding_deployment.is_empty() {
+        embedder.model().to_string()
+    } else {
+        settings.embedding_deployment.clone()
+    };
+    (model, settings.dimensions.map(i64::from).unwrap_or(0))
+}
+
+/// An `Embedder` type for callers without one (offline mode).
+#[derive(Debug)]
+pub enum NoEmbedder {}
+
+impl Embedder for NoEmbedder {
+    fn model(&self) -> &str {
+        match *self {}
+    }
+    async fn embed(&self, _texts: &[String]) -> Result<Vec<ragspin_core::Embedding>> {
+        match *self {}
+    }
+}
+
+struct Source {
+    doc_id: String,
+    filename: String,
+    content_type: String,
+    content_hash: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    content: Vec<u8>,
+}
+
+struct VersionRow {
+    version: i64,
+    settings: IndexSettings,
+}
+
+enum Indexed {
+    Done,
+    Pending,
+}
+
+#[derive(Default)]
+struct CallStats {
+    calls: u32,
+    cached: u32,
+}
+
+/// The index service over one database.
+pub struct IndexService<'a, S: Sql, C: Clock> {
+    sql: &'a S,
+    clock: &'a C,
+}
+
+impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
+    pub fn new(sql: &'a S, clock: &'a C) -> Self {
+        Self { sql, clock }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock.now_unix_ms() / 1000) as i64
+    }
+
+    /// Creates the tables when missing.
+    pub async fn migrate(&self) -> Result<()> {
+        crate::schema::migrate(self.sql).await
+    }
+
+    async fn begin(&self) -> Result<()> {
+        self.sql.execute("BEGIN IMMEDIATE", &[]).await.map(|_| ())
+    }
+
+    async fn finish<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(v) => match self.sql.execute("COMMIT", &[]).await {
+                Ok(_) => Ok(v),
+                Err(e) => {
+                    _ = self.sql.execute("ROLLBACK", &[]).await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                _ = self.sql.execute("ROLLBACK", &[]).await;
+                Err(e)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ indexes
+
+    /// Creates the index (true) or updates its settings (false). New
+    /// settings apply to documents added from now on only when they do not
+    /// need a rebuild; otherwise they take effect in the next version
+    /// (`build_version`), and the active version keeps serving.
+    pub async fn put_index(&self, name: &str, settings: IndexSettings) -> Result<(IndexInfo, bool)> {
+        validate_index_name(name)?;
+        settings.validate()?;
+        let json = serde_json::to_string(&settings).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = self.now();
+        self.begin().await?;
+        let result = async {
+            let exists = !self
+                .sql
+                .query("SELECT 1 FROM rs_indexes WHERE name = ?1", &[t(name)])
+                .await?
+                .rows
+                .is_empty();
+            if exists {
+                self.sql
+                    .execute(
+                        "UPDATE rs_indexes SET settings = ?2, updated_at = ?3 WHERE name = ?1",
+                        &[t(name), t(&json), i(now)],
+                    )
+                    .await?;
+                // Settings that do not change chunks or vectors apply to the live version.
+                let active = self.active_version_row(name).await?;
+                if !active.settings.needs_rebuild(&settings) {
+                    self.sql
+                        .execute(
+                            "UPDATE rs_versions SET settings = ?3 WHERE index_name = ?1 AND version = ?2",
+                            &[t(name), i(active.version), t(&json)],
+                        )
+                        .await?;
+                }
+            } else {
+                self.sql
+                    .execute(
+                        "INSERT INTO rs_indexes (name, settings, active_version, created_at, updated_at)
+                         VALUES (?1, ?2, 1, ?3, ?3)",
+                        &[t(name), t(&json), i(now)],
+                    )
+                    .await?;
+                self.sql
+                    .execute(
+                        "INSERT INTO rs_versions (index_name, version, settings, state, created_at)
+                         VALUES (?1, 1, ?2, 'active', ?3)",
+                        &[t(name), t(&json), i(now)],
+                    )
+                    .await?;
+            }
+            Ok(!exists)
+        }
+        .await;
+        let created = self.finish(result).await?;
+        Ok((self.get_index(name).await?, created))
+    }
+
+    pub async fn get_index(&self, name: &str) -> Result<IndexInfo> {
+        validate_index_name(name)?;
+        let rows = self
+            .sql
+            .query(
+                "SELECT settings, active_version, created_at, updated_at FROM rs_indexes WHERE name = ?1",
+                &[t(name)],
+            )
+            .await?;
+        let Some(row) = rows.rows.first() else {
+            return Err(Error::NotFound(format!("index {name:?} does not exist")));
+        };
+        let settings: IndexSettings = serde_json::from_str(&text(row.0.first()))
+            .map_err(|e| Error::Storage(format!("index settings: {e}")))?;
+        let active = int(row.0.get(1));
+        let (created_at, updated_at) = (int(row.0.get(2)), int(row.0.get(3)));
+        let stats = self.stats(name, active).await?;
+        let versions = self.versions(name).await?;
+        Ok(IndexInfo {
+            name: name.to_string(),
+            settings,
+            active_version: active,
+            stats,
+            versions,
+            created_at,
+            updated_at,
+        })
+    }
+
+    async fn stats(&self, name: &str, version: i64) -> Result<IndexStats> {
+        let q = |sql: &'static str| async move {
+            let rows = self.sql.query(sql, &[t(name), i(version)]).await?;
+            Ok::<_, Error>(rows.rows.first().map(|r| r.0.clone()).unwrap_or_default())
+        };
+        let docs = q("SELECT count(*) FROM rs_documents WHERE index_name = ?1 AND version = ?2").await?;
+        let chunks = q(
+            "SELECT count(*), COALESCE(SUM(vector IS NULL), 0) FROM rs_chunks WHERE index_name = ?1 AND version = ?2",
+        )
+        .await?;
+        let bytes = self
+            .sql
+            .query(
+                "SELECT COALESCE(SUM(bytes), 0) FROM rs_sources WHERE index_name = ?1",
+                &[t(name)],
+            )
+            .await?;
+        let jobs = self
+            .sql
+            .query(
+                "SELECT count(*) FROM rs_jobs WHERE index_name = ?1 AND stage NOT IN ('indexed', 'failed')",
+                &[t(name)],
+            )
+            .await?;
+        Ok(IndexStats {
+            documents: int(docs.first()),
+            chunks: int(chunks.first()),
+            vectors_pending: int(chunks.get(1)),
+            bytes: int(bytes.rows.first().and_then(|r| r.0.first())),
+            documents_in_progress: int(jobs.rows.first().and_then(|r| r.0.first())),
+        })
+    }
+
+    async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT v.version, v.state, v.settings, v.created_at,
+                        (SELECT count(*) FROM rs_documents d WHERE d.index_name = v.index_name AND d.version = v.version)
+                 FROM rs_versions v WHERE v.index_name = ?1 ORDER BY v.version",
+                &[t(name)],
+            )
+            .await?;
+        rows.rows
+            .iter()
+            .map(|r| {
+                Ok(VersionInfo {
+                    version: int(r.0.first()),
+                    state: text(r.0.get(1)),
+                    settings: serde_json::from_str(&text(r.0.get(2)))
+                        .map_err(|e| Error::Storage(format!("version settings: {e}")))?,
+                    created_at: int(r.0.get(3)),
+                    documents: int(r.0.get(4)),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn list_indexes(&self) -> Result<Vec<IndexInfo>> {
+        let rows = self
+            .sql
+            .query("SELECT name FROM rs_indexes ORDER BY name", &[])
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows.rows {
+            out.push(self.get_index(&text(row.0.first())).await?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the index with all its versions, documents, chunks, vectors
+    /// and FTS rows, in one transaction.
+    pub async fn delete_index(&self, name: &str) -> Result<()> {
+        self.get_index(name).await?;
+        self.begin().await?;
+        let result = async {
+            for table in [
+                "rs_chunks",
+                "rs_documents",
+                "rs_jobs",
+                "rs_sources",
+                "rs_vector_blocks",
+                "rs_versions",
+            ] {
+                self.sql
+                    .execute(&format!("DELETE FROM {table} WHERE index_name = ?1"), &[t(name)])
+                    .await?;
+            }
+            self.sql
+                .execute("DELETE FROM rs_indexes WHERE name = ?1", &[t(name)])
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.finish(result).await
+    }
+
+    async fn active_version_row(&self, name: &str) -> Result<VersionRow> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT v.version, v.settings FROM rs_indexes x
+                 JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
+                 WHERE x.name = ?1",
+                &[t(name)],
+            )
+            .await?;
+        let row = rows
+            .rows
+            .first()
+            .ok_or_else(|| Error::NotFound(format!("index {name:?} does not exist")))?;
+        Ok(VersionRow {
+            version: int(row.0.first()),
+            settings: serde_json::from_str(&text(row.0.get(1)))
+                .map_err(|e| Error::Storage(format!("version settings: {e}")))?,
+        })
+    }
+
+    async fn building_versions(&self, name: &str) -> Result<Vec<VersionRow>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT version, settings FROM rs_versions WHERE index_name = ?1 AND state = 'building' ORDER BY version",
+                &[t(name)],
+            )
+            .await?;
+        rows.rows
+            .iter()
+            .map(|r| {
+                Ok(VersionRow {
+                    version: int(r.0.first()),
+                    settings: serde_json::from_str(&text(r.0.get(1)))
+                        .map_err(|e| Error::Storage(format!("version settings: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------ documents
+
+    /// Ingests (or replaces) a document: parse, chunk, embed (with the
+    /// cache), then write chunks, FTS rows, vectors and the source in one
+    /// transaction per version — a failure leaves the previous state intact.
+    /// `deadline_ms` (a [`Clock`] time) bounds the embedding work: past it
+    /// the outcome is `pending` and posting the document again resumes.
+    pub async fn ingest<E: Embedder>(
+        &self,
+        index: &str,
+        doc: NewDocument,
+        embedder: Option<&E>,
+        deadline_ms: u64,
+    ) -> Result<IngestOutcome> {
+        validate_index_name(index)?;
+        if doc.content.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::PayloadTooLarge(format!(
+                "document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
+                doc.content.len()
+            )));
+        }
+        if doc.filename.trim().is_empty() || doc.filename.len() > 255 {
+            return Err(Error::validation("filename", "a file name of 1-255 bytes is required"));
+        }
+        let format = Format::detect(doc.content_type.as_deref(), &doc.filename)?;
+        let content_hash = sha256_hex(&doc.content);
+        let doc_id = match doc.id {
+            Some(id) => {
+                validate_document_id(&id)?;
+                id
+            }
+            None => format!("doc-{}", &content_hash[..16]),
+        };
+        let active = self.active_version_row(index).await?;
+        // Validate the content before recording anything.
+        let parsed = ragspin_docs::parse(&doc.content, format, &active.settings.fields)?;
+        let source = Source {
+            doc_id: doc_id.clone(),
+            filename: doc.filename.clone(),
+            content_type: format.content_type().to_string(),
+            content_hash: content_hash.clone(),
+            metadata: doc.metadata.clone(),
+            content: doc.content,
+        };
+        let existed = self.source_hash(index, &doc_id).await?;
+        if existed.as_deref() == Some(content_hash.as_str())
+            && self.indexed_hash(index, active.version, &doc_id).await?.as_deref()
+                == Some(content_hash.as_str())
+            && self.building_versions(index).await?.is_empty()
+        {
+            return Ok(IngestOutcome {
+                document: self.get_document(index, &doc_id).await?,
+                created: false,
+                pending: false,
+                embedding_calls: 0,
+                cached_embeddings: 0,
+            });
+        }
+        self.set_job(index, &doc_id, &content_hash, "received", 0, 0, None)
+            .await?;
+        let mut stats = CallStats::default();
+        let mut versions = vec![active];
+        versions.extend(self.building_versions(index).await?);
+        let mut pending = false;
+        for version in &versions {
+            let parsed_here = if version.settings.fields == versions[0].settings.fields {
+                None
+            } else {
+                Some(ragspin_docs::parse(&source.content, format, &version.settings.fields)?)
+            };
+            let doc_for_version = parsed_here.as_ref().unwrap_or(&parsed);
+            match self
+                .index_into_version(index, version, &source, doc_for_version, embedder, deadline_ms, &mut stats)
+                .await
+            {
+                Ok(Indexed::Done) => {}
+                Ok(Indexed::Pending) => {
+                    pending = true;
+                    break;
+                }
+                Err(e) => {
+                    let reason = e.public_message();
+                    _ = self
+                        .update_job_stage(index, &doc_id, "failed", Some(&reason))
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+        if !pending {
+            self.update_job_stage(index, &doc_id, "indexed", None).await?;
+        }
+        Ok(IngestOutcome {
+            document: self.document_info(index, &doc_id, Some(&source)).await?,
+            created: existed.is_none(),
+            pending,
+            embedding_calls: stats.calls,
+            cached_embeddings: stats.cached,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn index_into_version<E: Embedder>(
+        &self,
+        index: &str,
+        version: &VersionRow,
+        source: &Source,
+        parsed: &ragspin_docs::ParsedDocument,
+        embedder: Option<&E>,
+        deadline_ms: u64,
+        stats: &mut CallStats,
+    ) -> Result<Indexed> {
+        let doc_id = &source.doc_id;
+        self.update_job_stage(index, doc_id, "parsed", None).await?;
+        let drafts = ragspin_docs::chunk(parsed, &version.settings.chunking);
+        if drafts.is_empty() {
+            return Err(Error::validation("content", "document has no text to index"));
+        }
+        let total = drafts.len() as i64;
+        self.set_job(index, doc_id, &source.content_hash, "chunked", 0, total, None)
+            .await?;
+        let vectors = match embedder {
+            Some(embedder) => {
+                match self
+                    .embed_drafts(index, doc_id, &source.content_hash, &drafts, embedder, &version.settings, deadline_ms, stats)
+                    .await?
+                {
+                    Some(v) => v,
+                    None => return Ok(Indexed::Pending),
+                }
+            }
+            None => vec![None; drafts.len()],
+        };
+        self.begin().await?;
+        let result = self
+            .commit_document(index, version.version, source, &drafts, &vectors)
+            .await;
+        self.finish(result).await?;
+        Ok(Indexed::Done)
+    }
+
+    /// Vectors for every draft, from the cache or the embedder; `None` when
+    /// the deadline passed first (progress is kept in the cache).
+    #[allow(clippy::too_many_arguments)]
+    async fn embed_drafts<E: Embedder>(
+        &self,
+        index: &str,
+        doc_id: &str,
+        content_hash: &str,
+        drafts: &[ChunkDraft],
+        embedder: &E,
+        settings: &IndexSettings,
+        deadline_ms: u64,
+        stats: &mut CallStats,
+    ) -> Result<Option<Vec<Option<Vec<f32>>>>> {
+        let (model, dims) = model_key(embedder, settings);
+        let mut known: HashMap<String, Vec<f32>> = HashMap::new();
+        let hashes: Vec<&str> = drafts.iter().map(|d| d.content_hash.as_str()).collect();
+        for group in hashes.chunks(200) {
+            let placeholders: Vec<String> = (0..group.len()).map(|k| format!("?{}", k + 3)).collect();
+            let mut params = vec![t(&model), i(dims)];
+            params.extend(group.iter().map(|h| t(*h)));
+            let rows = self
+                .sql
+                .query(
+                    &format!(
+                        "SELECT content_hash, vector FROM rs_embedding_cache
+                         WHERE model = ?1 AND dimensions = ?2 AND content_hash IN ({})",
+                        placeholders.join(", ")
+                    ),
+                    &params,
+                )
+                .await?;
+            for row in rows.rows {
+                if let Some(v) = blob(row.0.get(1)).and_then(|b| decode_f32(&b)) {
+                    known.insert(text(row.0.first()), v);
+                }
+            }
+        }
+        let mut missing: Vec<&ChunkDraft> = Vec::new();
+        let mut seen = HashSet::new();
+        for d in drafts {
+            if !known.contains_key(&d.content_hash) && seen.insert(d.content_hash.as_str()) {
+                missing.push(d);
+            }
+        }
+        stats.cached += (drafts.len() - missing.len()) as u32;
+        let total = drafts.len() as i64;
+        let mut done = total - missing.len() as i64;
+        self.set_job(index, doc_id, content_hash, "embedding", done, total, None)
+            .await?;
+        for batch in missing.chunks(EMBED_BATCH) {
+            if self.clock.now_unix_ms() >= deadline_ms {
+                return Ok(None);
+            }
+            let texts: Vec<String> = batch.iter().map(|d| d.text.clone()).collect();
+            stats.calls += 1;
+            let vectors = embedder.embed(&texts).await?;
+            if vectors.len() != batch.len() {
+                return Err(Error::Upstream(format!(
+                    "embedder returned {} vectors for {} inputs",
+                    vectors.len(),
+                    batch.len()
+                )));
+            }
+            // Each finished batch is committed to the cache at once: a retry
+            // after a failure or a timeout does not embed it again.
+            self.begin().await?;
+            let result = async {
+                for (d, v) in batch.iter().zip(&vectors) {
+                    self.sql
+                        .execute(
+                            "INSERT OR REPLACE INTO rs_embedding_cache (model, dimensions, content_hash, vector, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            &[t(&model), i(dims), t(&d.content_hash), SqlValue::Blob(encode_f32(v)), i(self.now())],
+                        )
+                        .await?;
+                }
+                Ok(())
+            }
+            .await;
+            self.finish(result).await?;
+            for (d, v) in batch.iter().zip(vectors) {
+                known.insert(d.content_hash.clone(), v);
+            }
+            done += batch.len() as i64;
+            self.set_job(index, doc_id, content_hash, "embedding", done.min(total), total, None)
+                .await?;
+        }
+        Ok(Some(
+            drafts
+                .iter()
+                .map(|d| known.get(&d.content_hash).cloned())
+                .collect(),
+        ))
+    }
+
+    /// Inside a transaction: replace the document's chunks in `version`.
+    async fn commit_document(
+        &self,
+        index: &str,
+        version: i64,
+        source: &Source,
+        drafts: &[ChunkDraft],
+        vectors: &[Option<Vec<f32>>],
+    ) -> Result<()> {
+        let doc_id = &source.doc_id;
+        let removed = self.remove_chunks(index, version, doc_id).await?;
+        let mut added: Vec<(i64, Vec<f32>)> = Vec::new();
+        let now = self.now();
+        for (draft, vector) in drafts.iter().zip(vectors) {
+            let mut metadata = source.metadata.clone();
+            metadata.extend(draft.metadata.clone());
+            let heading_path = serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
+            let blob = vector.as_ref().map(|v| SqlValue::Blob(encode_f32(v))).unwrap_or(SqlValue::Null);
+            let rows = self
+                .sql
+                .query(
+                    "INSERT INTO rs_chunks (index_name, version, doc_id, ordinal, text, heading, heading_path,
+                        page, start_char, end_char, token_count, content_hash, metadata, vector)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                     RETURNING id",
+                    &[
+                        t(index),
+                        i(version),
+                        t(doc_id),
+                        i(draft.ordinal),
+                        t(&draft.text),
+                        t(draft.heading_path.join(" > ")),
+                        t(heading_path),
+                        draft.page.map(|p| i(p)).unwrap_or(SqlValue::Null),
+                        i(draft.start as i64),
+                        i(draft.end as i64),
+                        i(draft.token_count as i64),
+                        t(&draft.content_hash),
+                        t(serde_json::Value::Object(metadata).to_string()),
+                        blob,
+                    ],
+                )
+                .await?;
+            let id = int(rows.rows.first().and_then(|r| r.0.first()));
+            if let Some(v) = vector {
+                added.push((id, v.clone()));
+            }
+        }
+        self.write_vectors(index, version, &removed, &added).await?;
+        let embedded = vectors.iter().filter(|v| v.is_some()).count() as i64;
+        self.sql
+            .execute(
+                "INSERT OR REPLACE INTO rs_documents (index_name, version, doc_id, content_hash, chunk_count, embedded, indexed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[t(index), i(version), t(doc_id), t(&source.content_hash), i(drafts.len() as i64), i(embedded), i(now)],
+            )
+            .await?;
+        self.sql
+            .execute(
+                "INSERT INTO rs_sources (index_name, doc_id, filename, content_type, content_hash, metadata, bytes, content, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (index_name, doc_id) DO UPDATE SET filename = excluded.filename,
+                    content_type = excluded.content_type, content_hash = excluded.content_hash,
+                    metadata = excluded.metadata, bytes = excluded.bytes, content = excluded.content,
+                    updated_at = excluded.updated_at",
+                &[
+                    t(index),
+                    t(doc_id),
+                    t(&source.filename),
+                    t(&source.content_type),
+                    t(&source.content_hash),
+                    t(serde_json::Value::Object(source.metadata.clone()).to_string()),
+                    i(source.content.len() as i64),
+                    SqlValue::Blob(source.content.clone()),
+                    i(now),
+                ],
+            )
+            .await?;
+        self.bump_generation(index, version).await
+    }
+
+    async fn bump_generation(&self, index: &str, version: i64) -> Result<()> {
+        self.sql
+            .execute(
+                "UPDATE rs_versions SET generation = generation + 1 WHERE index_name = ?1 AND version = ?2",
+                &[t(index), i(version)],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a document's chunks in `version`; returns the ids that had vectors.
+    async fn remove_chunks(&self, index: &str, version: i64, doc_id: &str) -> Result<HashSet<i64>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT id FROM rs_chunks WHERE index_name = ?1 AND version = ?2 AND doc_id = ?3 AND vector IS NOT NULL",
+                &[t(index), i(version), t(doc_id)],
+            )
+            .await?;
+        let ids = rows.rows.iter().map(|r| int(r.0.first())).collect();
+        self.sql
+            .execute(
+                "DELETE FROM rs_chunks WHERE index_name = ?1 AND version = ?2 AND doc_id = ?3",
+                &[t(index), i(version), t(doc_id)],
+            )
+            .await?;
+        Ok(ids)
+    }
+
+    /// Block maintenance: tombstone `removed`, append `added` to the last
+    /// block (then new ones), compact when tombstones pass a quarter.
+    async fn write_vectors(
+        &self,
+        index: &str,
+        version: i64,
+        removed: &HashSet<i64>,
+        added: &[(i64, Vec<f32>)],
+    ) -> Result<()> {
+        if removed.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        // Appends only touch the last block; removals may touch any.
+        let mut blocks = if removed.is_empty() {
+            self.load_last_block(index, version).await?.into_iter().collect()
+        } else {
+            self.load_blocks(index, version).await?
+        };
+        if let Some(d) = added.first().map(|(_, v)| v.len())
+            && let Some((_, b)) = blocks.first()
+            && b.dimensions != d
+        {
+            return Err(Error::Conflict(format!(
+                "index {index:?} version {version} holds {}-dimensional vectors; got {d}. \
+                 Build a new version after changing the embedding model",
+                b.dimensions
+            )));
+        }
+        let mut dirty: HashSet<i64> = HashSet::new();
+        if !removed.is_empty() {
+            for (no, block) in blocks.iter_mut() {
+                if block.tombstone(removed) > 0 {
+                    dirty.insert(*no);
+                }
+            }
+        }
+        for (id, v) in added {
+            let need_new = blocks.last().is_none_or(|(_, b)| b.is_full());
+            if need_new {
+                let no = blocks.last().map(|(n, _)| n + 1).unwrap_or(0);
+                blocks.push((no, Block::new(v.len())));
+            }
+            let (no, block) = blocks.last_mut().expect("a block");
+            block.push(*id, v);
+            dirty.insert(*no);
+        }
+        let slots: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+        let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
+        if !removed.is_empty() && needs_compaction(slots, live) {
+            let compacted = compact(&blocks);
+            self.sql
+                .execute(
+                    "DELETE FROM rs_vector_blocks WHERE index_name = ?1 AND version = ?2",
+                    &[t(index), i(version)],
+                )
+                .await?;
+            for (no, block) in compacted.iter().enumerate() {
+                self.save_block(index, version, no as i64, block).await?;
+            }
+            return Ok(());
+        }
+        for (no, block) in &blocks {
+            if dirty.contains(no) {
+                self.save_block(index, version, *no, block).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_block(&self, index: &str, version: i64, no: i64, block: &Block) -> Result<()> {
+        let (ids, bits, codes, scales) = block.encode();
+        self.sql
+            .execute(
+                "INSERT OR REPLACE INTO rs_vector_blocks (index_name, version, block, dimensions, ids, bits, codes, scales)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &[
+                    t(index),
+                    i(version),
+                    i(no),
+                    i(block.dimensions as i64),
+                    SqlValue::Blob(ids),
+                    SqlValue::Blob(bits),
+                    SqlValue::Blob(codes),
+                    SqlValue::Blob(scales),
+                ],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn load_last_block(&self, index: &str, version: i64) -> Result<Option<(i64, Block)>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT block, dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+                 WHERE index_name = ?1 AND version = ?2 ORDER BY block DESC LIMIT 1",
+                &[t(index), i(version)],
+            )
+            .await?;
+        decode_block_rows(&rows).map(|mut v| v.pop())
+    }
+
+    /// Every block of a version, in order (one row per 1,024 vectors).
+    pub async fn load_blocks(&self, index: &str, version: i64) -> Result<Vec<(i64, Block)>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT block, dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+                 WHERE index_name = ?1 AND version = ?2 ORDER BY block",
+                &[t(index), i(version)],
+            )
+            .await?;
+        decode_block_rows(&rows)
+    }
+
+    async fn source_hash(&self, index: &str, doc_id: &str) -> Result<Option<String>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT content_hash FROM rs_sources WHERE index_name = ?1 AND doc_id = ?2",
+                &[t(index), t(doc_id)],
+            )
+            .await?;
+        Ok(rows.rows.first().map(|r| text(r.0.first())))
+    }
+
+    async fn indexed_hash(&self, index: &str, version: i64, doc_id: &str) -> Result<Option<String>> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT content_hash FROM rs_documents WHERE index_name = ?1 AND version = ?2 AND doc_id = ?3",
+                &[t(index), i(version), t(doc_id)],
+            )
+            .await?;
+        Ok(rows.rows.first().map(|r| text(r.0.first())))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn set_job(
+        &self,
+        index: &str,
+        doc_id: &str,
+        content_hash: &str,
+        stage: &str,
+        embedded: i64,
+        total: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.sql
+            .execute(
+                "INSERT OR REPLACE INTO rs_jobs (index_name, doc_id, content_hash, stage, embedded, total, error, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &[
+                    t(index),
+                    t(doc_id),
+                    t(content_hash),
+                    t(stage),
+                    i(embedded),
+                    i(total),
+                    error.map(t).unwrap_or(SqlValue::Null),
+                    i(self.now()),
+                ],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn update_job_stage(&self, index: &str, doc_id: &str, stage: &str, error: Option<&str>) -> Result<()> {
+        self.sql
+            .execute(
+                "UPDATE rs_jobs SET stage = ?3, error = ?4, updated_at = ?5,
+                    embedded = CASE WHEN ?3 = 'indexed' THEN total ELSE embedded END
+                 WHERE index_name = ?1 AND doc_id = ?2",
+                &[t(index), t(doc_id), t(stage), error.map(t).unwrap_or(SqlValue::Null), i(self.now())],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn get_document(&self, index: &str, doc_id: &str) -> Result<DocumentInfo> {
+        validate_index_name(index)?;
+        validate_document_id(doc_id)?;
+        self.document_info(index, doc_id, None).await
+    }
+
+    async fn document_info(&self, index: &str, doc_id: &str, pending: Option<&Source>) -> Result<DocumentInfo> {
+        let active = self.active_version_row(index).await?;
+        let rows = self
+            .sql
+            .query(
+                "SELECT filename, content_type, content_hash, metadata, bytes, created_at, updated_at
+                 FROM rs_sources WHERE index_name = ?1 AND doc_id = ?2",
+                &[t(index), t(doc_id)],
+            )
+            .await?;
+        let job = self
+            .sql
+            .query(
+                "SELECT stage, embedded, total, error, content_hash, updated_at FROM rs_jobs WHERE index_name = ?1 AND doc_id = ?2",
+                &[t(index), t(doc_id)],
+            )
+            .await?;
+        let job = job.rows.first();
+        let status = match job {
+            Some(j) => DocumentStatus {
+                stage: text(j.0.first()),
+                embedded: int(j.0.get(1)),
+                total: int(j.0.get(2)),
+                error: match j.0.get(3) {
+                    Some(SqlValue::Text(e)) => Some(e.clone()),
+                    _ => None,
+                },
+            },
+            None => DocumentStatus {
+                stage: "indexed".into(),
+                embedded: 0,
+                total: 0,
+                error: None,
+            },
+        };
+        let doc_rows = self
+            .sql
+            .query(
+                "SELECT chunk_count FROM rs_documents WHERE index_name = ?1 AND version = ?2 AND doc_id = ?3",
+                &[t(index), i(active.version), t(doc_id)],
+            )
+            .await?;
+        let chunks = int(doc_rows.rows.first().and_then(|r| r.0.first()));
+        if let Some(r) = rows.rows.first() {
+            return Ok(DocumentInfo {
+                id: doc_id.to_string(),
+                index: index.to_string(),
+                filename: text(r.0.first()),
+                content_type: text(r.0.get(1)),
+                content_hash: text(r.0.get(2)),
+                metadata: json_object(&text(r.0.get(3))),
+                bytes: int(r.0.get(4)),
+                status,
+                chunks,
+                version: active.version,
+                created_at: int(r.0.get(5)),
+                updated_at: int(r.0.get(6)),
+            });
+        }
+        // Not indexed yet: describe what is being ingested.
+        match (pending, job) {
+            (Some(s), _) => Ok(DocumentInfo {
+                id: doc_id.to_string(),
+                index: index.to_string(),
+                filename: s.filename.clone(),
+                content_type: s.content_type.clone(),
+                content_hash: s.content_hash.clone(),
+                metadata: s.metadata.clone(),
+                bytes: s.content.len() as i64,
+                status,
+                chunks: 0,
+                version: active.version,
+                created_at: self.now(),
+                updated_at: self.now(),
+            }),
+            (None, Some(j)) => Ok(DocumentInfo {
+                id: doc_id.to_string(),
+                index: index.to_string(),
+                filename: String::new(),
+                content_type: String::new(),
+                content_hash: text(j.0.get(4)),
+                metadata: Default::default(),
+                bytes: 0,
+                status,
+                chunks: 0,
+                version: active.version,
+                created_at: int(j.0.get(5)),
+                updated_at: int(j.0.get(5)),
+            }),
+            (None, None) => Err(Error::NotFound(format!(
+                "document {doc_id:?} does not exist in index {index:?}"
+            ))),
+        }
+    }
+
+    /// Documents ordered by id, `limit` (1–200) per page after `cursor`.
+    pub async fn list_documents(&self, index: &str, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+        self.active_version_row(index).await?;
+        if !(1..=200).contains(&limit) {
+            return Err(Error::validation("limit", "must be between 1 and 200"));
+        }
+        let rows = self
+            .sql
+            .query(
+                "SELECT doc_id FROM (
+                    SELECT doc_id FROM rs_sources WHERE index_name = ?1
+                    UNION SELECT doc_id FROM rs_jobs WHERE index_name = ?1
+                 ) WHERE doc_id > ?2 ORDER BY doc_id LIMIT ?3",
+                &[t(index), t(cursor.unwrap_or("")), i(limit as i64 + 1)],
+            )
+            .await?;
+        let mut ids: Vec<String> = rows.rows.iter().map(|r| text(r.0.first())).collect();
+        let next_cursor = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().cloned()
+        } else {
+            None
+        };
+        let mut documents = Vec::new();
+        for id in ids {
+            documents.push(self.document_info(index, &id, None).await?);
+        }
+        Ok(DocumentPage {
+            documents,
+            next_cursor,
+        })
+    }
+
+    /// Removes the document, its chunks, vectors and FTS rows in every
+    /// version, and its progress record, in one transaction.
+    pub async fn delete_document(&self, index: &str, doc_id: &str) -> Result<()> {
+        self.get_document(index, doc_id).await?;
+        let versions = self.versions(index).await?;
+        self.begin().await?;
+        let result = async {
+            for v in &versions {
+                let removed = self.remove_chunks(index, v.version, doc_id).await?;
+                self.write_vectors(index, v.version, &removed, &[]).await?;
+                self.bump_generation(index, v.version).await?;
+            }
+            for table in ["rs_documents", "rs_sources", "rs_jobs"] {
+                self.sql
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE index_name = ?1 AND doc_id = ?2"),
+                        &[t(index), t(doc_id)],
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.finish(result).await
+    }
+
+    // ------------------------------------------------------------ versions
+
+    /// Starts (or continues) building a new version with the index's current
+    /// settings, beside the active one, from the stored sources. Bounded by
+    /// `deadline_ms`: call again to continue; `state` becomes `ready`.
+    pub async fn build_version<E: Embedder>(
+        &self,
+        index: &str,
+        embedder: Option<&E>,
+        deadline_ms: u64,
+    ) -> Result<BuildProgress> {
+        let info = self.get_index(index).await?;
+        let building = self.building_versions(index).await?;
+        let version = match building.into_iter().next() {
+            Some(v) => v,
+            None => {
+                let next = info.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+                let json = serde_json::to_string(&info.settings).map_err(|e| Error::Internal(e.to_string()))?;
+                self.sql
+                    .execute(
+                        "INSERT INTO rs_versions (index_name, version, settings, state, created_at) VALUES (?1, ?2, ?3, 'building', ?4)",
+                        &[t(index), i(next), t(json), i(self.now())],
+                    )
+                    .await?;
+                VersionRow {
+                    version: next,
+                    settings: info.settings.clone(),
+                }
+            }
+        };
+        let todo = self
+            .sql
+            .query(
+                "SELECT s.doc_id FROM rs_sources s WHERE s.index_name = ?1 AND NOT EXISTS (
+                    SELECT 1 FROM rs_documents d WHERE d.index_name = s.index_name AND d.version = ?2
+                      AND d.doc_id = s.doc_id AND d.content_hash = s.content_hash)
+                 ORDER BY s.doc_id",
+                &[t(index), i(version.version)],
+            )
+            .await?;
+        let total_rows = self
+            .sql
+            .query("SELECT count(*) FROM rs_sources WHERE index_name = ?1", &[t(index)])
+            .await?;
+        let total = int(total_rows.rows.first().and_then(|r| r.0.first()));
+        let mut stats = CallStats::default();
+        let mut remaining = todo.rows.len() as i64;
+        for row in &todo.rows {
+            if self.clock.now_unix_ms() >= deadline_ms {
+                break;
+            }
+            let source = self.load_source(index, &text(row.0.first())).await?;
+            let format = Format::detect(Some(&source.content_type), &source.filename)?;
+            let parsed = ragspin_docs::parse(&source.content, format, &version.settings.fields)?;
+            match self
+                .index_into_version(index, &version, &source, &parsed, embedder, deadline_ms, &mut stats)
+                .await?
+            {
+                Indexed::Done => {
+                    remaining -= 1;
+                    self.update_job_stage(index, &source.doc_id, "indexed", None).await?;
+                }
+                Indexed::Pending => break,
+            }
+        }
+        let state = if remaining == 0 {
+            self.sql
+                .execute(
+                    "UPDATE rs_versions SET state = 'ready' WHERE index_name = ?1 AND version = ?2",
+                    &[t(index), i(version.version)],
+                )
+                .await?;
+            "ready"
+        } else {
+            "building"
+        };
+        Ok(BuildProgress {
+            version: version.version,
+            state: state.into(),
+            documents_done: total - remaining,
+            documents_total: total,
+        })
+    }
+
+    async fn load_source(&self, index: &str, doc_id: &str) -> Result<Source> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT filename, content_type, content_hash, metadata, content FROM rs_sources WHERE index_name = ?1 AND doc_id = ?2",
+                &[t(index), t(doc_id)],
+            )
+            .await?;
+        let r = rows
+            .rows
+            .first()
+            .ok_or_else(|| Error::NotFound(format!("document {doc_id:?}")))?;
+        Ok(Source {
+            doc_id: doc_id.to_string(),
+            filename: text(r.0.first()),
+            content_type: text(r.0.get(1)),
+            content_hash: text(r.0.get(2)),
+            metadata: json_object(&text(r.0.get(3))),
+            content: blob(r.0.get(4)).unwrap_or_default(),
+        })
+    }
+
+    /// Makes `version` the one readers see, atomically (one row update);
+    /// the previous active version stays `ready` for rolling back.
+    pub async fn activate_version(&self, index: &str, version: i64) -> Result<IndexInfo> {
+        let info = self.get_index(index).await?;
+        let Some(v) = info.versions.iter().find(|v| v.version == version) else {
+            return Err(Error::NotFound(format!("index {index:?} has no version {version}")));
+        };
+        if v.state == "building" {
+            return Err(Error::Conflict(format!(
+                "version {version} is still building; POST /v1/indexes/{index}/versions to continue it"
+            )));
+        }
+        if v.state != "active" {
+            self.begin().await?;
+            let result = async {
+                self.sql
+                    .execute(
+                        "UPDATE rs_versions SET state = 'ready' WHERE index_name = ?1 AND state = 'active'",
+                        &[t(index)],
+                    )
+                    .await?;
+                self.sql
+                    .execute(
+                        "UPDATE rs_versions SET state = 'active' WHERE index_name = ?1 AND version = ?2",
+                        &[t(index), i(version)],
+                    )
+                    .await?;
+                self.sql
+                    .execute(
+                        "UPDATE rs_indexes SET active_version = ?2, updated_at = ?3 WHERE name = ?1",
+                        &[t(index), i(version), i(self.now())],
+                    )
+                    .await?;
+                Ok(())
+            }
+            .await;
+            self.finish(result).await?;
+        }
+        self.get_index(index).await
+    }
+}
+
+fn decode_block_rows(rows: &ragspin_core::Rows) -> Result<Vec<(i64, Block)>> {
+    rows.rows
+        .iter()
+        .map(|r| {
+            let dims = int(r.0.get(1)) as usize;
+            let b = |k| blob(r.0.get(k)).unwrap_or_default();
+            Block::decode(dims, &b(2), &b(3), &b(4), &b(5))
+                .map(|block| (int(r.0.first()), block))
+                .ok_or_else(|| Error::Storage("corrupt vector block".into()))
+        })
+        .collect()
+}
+
+/// Rewrites blocks without tombstones, copying codes as they are.
+fn compact(blocks: &[(i64, Block)]) -> Vec<Block> {
+    let Some(dims) = blocks.first().map(|(_, b)| b.dimensions) else {
+        return Vec::new();
+    };
+    let bits_len = dims.div_ceil(8);
+    let mut out: Vec<Block> = Vec::new();
+    for (_, b) in blocks {
+        for (slot, id) in b.ids.iter().enumerate() {
+            if *id == 0 {
+                continue;
+            }
+            if out.last().is_none_or(|o| o.len() >= BLOCK_CAPACITY) {
+                out.push(Block::new(dims));
+            }
+            let o = out.last_mut().expect("a block");
+            o.ids.push(*id);
+            o.bits
+                .extend_from_slice(&b.bits[slot * bits_len..(slot + 1) * bits_len]);
+            o.codes.extend_from_slice(&b.codes[slot * dims..(slot + 1) * dims]);
+            o.scales.push(b.scales[slot]);
+        }
+    }
+    out
+}

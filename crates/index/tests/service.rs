@@ -1,0 +1,358 @@
+//! The index service on real SQLite (testkit), with a counting embedder.
+
+use std::cell::{Cell, RefCell};
+
+use futures::executor::block_on;
+use ragspin_core::{Embedder, Embedding, Error, Result, Rows, Sql, SqlValue};
+use ragspin_index::{IndexService, IndexSettings, NewDocument, NoEmbedder};
+use ragspin_testkit::{HashEmbedder, ManualClock, SqliteSql};
+
+/// Counts calls and inputs; can fail on the n-th call.
+struct CountingEmbedder {
+    inner: HashEmbedder,
+    calls: Cell<u32>,
+    inputs: Cell<u32>,
+    fail_on_call: Cell<Option<u32>>,
+    texts: RefCell<Vec<String>>,
+}
+
+impl CountingEmbedder {
+    fn new() -> Self {
+        Self {
+            inner: HashEmbedder::new(32),
+            calls: Cell::new(0),
+            inputs: Cell::new(0),
+            fail_on_call: Cell::new(None),
+            texts: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Embedder for CountingEmbedder {
+    fn model(&self) -> &str {
+        "test-embedding"
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        if self.fail_on_call.get() == Some(n) {
+            return Err(Error::Upstream("azure answered 500 three times".into()));
+        }
+        self.inputs.set(self.inputs.get() + texts.len() as u32);
+        self.texts.borrow_mut().extend(texts.iter().cloned());
+        self.inner.embed(texts).await
+    }
+}
+
+/// Fails every statement from the n-th on that matches `pattern`.
+struct FailingSql<'a> {
+    inner: &'a SqliteSql,
+    pattern: &'static str,
+    armed: Cell<bool>,
+}
+
+impl Sql for FailingSql<'_> {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64> {
+        if self.armed.get() && sql.contains(self.pattern) {
+            return Err(Error::Storage("disk I/O error".into()));
+        }
+        self.inner.execute(sql, params).await
+    }
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
+        if self.armed.get() && sql.contains(self.pattern) {
+            return Err(Error::Storage("disk I/O error".into()));
+        }
+        self.inner.query(sql, params).await
+    }
+}
+
+fn markdown(sections: usize) -> String {
+    (0..sections)
+        .map(|k| {
+            let body: String = (0..40)
+                .map(|j| format!("Paragraph {k} sentence {j} talks about topic number {k} and battery life. "))
+                .collect();
+            format!("# Section {k}\n\n{body}\n\n")
+        })
+        .collect()
+}
+
+fn doc(name: &str, content: &str) -> NewDocument {
+    NewDocument {
+        filename: name.into(),
+        content_type: Some("text/markdown".into()),
+        content: content.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn count(sql: &SqliteSql, q: &str) -> i64 {
+    match block_on(sql.query(q, &[])).unwrap().rows[0].0[0] {
+        SqlValue::Integer(n) => n,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+struct World {
+    sql: SqliteSql,
+    clock: ManualClock,
+}
+
+impl World {
+    fn new() -> Self {
+        let w = Self {
+            sql: SqliteSql::new().unwrap(),
+            clock: ManualClock::new(1_700_000_000_000),
+        };
+        block_on(async {
+            let s = w.svc();
+            s.migrate().await.unwrap();
+            s.migrate().await.unwrap(); // idempotent
+            s.put_index("docs", IndexSettings::default()).await.unwrap();
+        });
+        w
+    }
+    fn svc(&self) -> IndexService<'_, SqliteSql, ManualClock> {
+        IndexService::new(&self.sql, &self.clock)
+    }
+}
+
+const FAR: u64 = u64::MAX;
+
+#[test]
+fn ingest_writes_chunks_fts_rows_and_vectors() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let out = block_on(w.svc().ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR)).unwrap();
+    assert!(out.created && !out.pending);
+    assert_eq!(out.document.status.stage, "indexed");
+    let chunks = out.document.chunks;
+    assert!(chunks >= 3, "{chunks}");
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"), chunks);
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"),
+        chunks
+    );
+    let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
+    let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
+    assert_eq!(live as i64, chunks);
+    assert_eq!(out.document.content_hash.len(), 64);
+}
+
+#[test]
+fn same_content_again_is_the_same_document_with_zero_embedding_calls() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let first = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    let calls = e.calls.get();
+    let again = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    assert!(!again.created);
+    assert_eq!(again.document.id, first.document.id);
+    assert_eq!(again.document.content_hash, first.document.content_hash);
+    assert_eq!(e.calls.get(), calls, "re-ingesting unchanged content called the embedder");
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_sources"), 1);
+}
+
+#[test]
+fn editing_one_section_re_embeds_only_the_changed_chunks() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let original = markdown(4);
+    let mut d = doc("a.md", &original);
+    d.id = Some("guide".into());
+    let first = block_on(w.svc().ingest("docs", d.clone(), Some(&e), FAR)).unwrap();
+    let before = e.inputs.get();
+    let edited = original.replacen("Paragraph 2 sentence 5 talks", "Paragraph 2 sentence 5 now discusses", 1);
+    d.content = edited.into_bytes();
+    let second = block_on(w.svc().ingest("docs", d, Some(&e), FAR)).unwrap();
+    let re_embedded = e.inputs.get() - before;
+    assert!(re_embedded >= 1, "nothing re-embedded");
+    assert!(
+        (re_embedded as i64) < first.document.chunks,
+        "re-embedded {re_embedded} of {} chunks",
+        first.document.chunks
+    );
+    assert!(second.cached_embeddings > 0);
+    assert_eq!(second.document.chunks, first.document.chunks);
+    // The replaced chunks are gone from FTS and blocks.
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), second.document.chunks);
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'discusses'"),
+        count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE text LIKE '%discusses%'")
+    );
+    let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
+    let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
+    assert_eq!(live as i64, second.document.chunks);
+}
+
+#[test]
+fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_batches() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    // Enough chunks for several batches of EMBED_BATCH.
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    block_on(w.svc().put_index("small", settings)).unwrap();
+    let content = markdown(30);
+    e.fail_on_call.set(Some(2));
+    let err = block_on(w.svc().ingest("small", doc("big.md", &content), Some(&e), FAR)).unwrap_err();
+    assert!(matches!(err, Error::Upstream(_)), "{err:?}");
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE index_name = 'small'"), 0);
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_sources WHERE index_name = 'small'"), 0);
+    let id = format!("doc-{}", &ragspin_index::sha256_hex(content.as_bytes())[..16]);
+    let status = block_on(w.svc().get_document("small", &id)).unwrap().status;
+    assert_eq!(status.stage, "failed");
+    assert!(status.error.unwrap().contains("500"));
+    let first_batch = e.inputs.get();
+    assert_eq!(first_batch as usize, ragspin_index::EMBED_BATCH);
+    e.fail_on_call.set(None);
+    let texts_before = e.texts.borrow().len();
+    let ok = block_on(w.svc().ingest("small", doc("big.md", &content), Some(&e), FAR)).unwrap();
+    assert_eq!(ok.document.status.stage, "indexed");
+    assert_eq!(ok.cached_embeddings as usize, ragspin_index::EMBED_BATCH);
+    let again: Vec<String> = e.texts.borrow()[texts_before..].to_vec();
+    let first: Vec<String> = e.texts.borrow()[..first_batch as usize].to_vec();
+    assert!(first.iter().all(|t| !again.contains(t)), "a finished batch was embedded again");
+}
+
+#[test]
+fn a_storage_error_while_committing_keeps_the_previous_version_of_the_document() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let mut d = doc("a.md", &markdown(2));
+    d.id = Some("stable".into());
+    let first = block_on(w.svc().ingest("docs", d.clone(), Some(&e), FAR)).unwrap();
+    let failing = FailingSql {
+        inner: &w.sql,
+        pattern: "INSERT INTO rs_sources",
+        armed: Cell::new(true),
+    };
+    d.content = markdown(3).into_bytes();
+    let svc = IndexService::new(&failing, &w.clock);
+    let err = block_on(svc.ingest("docs", d, Some(&e), FAR)).unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    let after = block_on(w.svc().get_document("docs", "stable")).unwrap();
+    assert_eq!(after.content_hash, first.document.content_hash);
+    assert_eq!(after.chunks, first.document.chunks);
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), first.document.chunks);
+}
+
+#[test]
+fn a_passed_deadline_leaves_the_document_pending_and_posting_again_resumes() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    block_on(w.svc().put_index("slow", settings)).unwrap();
+    let content = markdown(30);
+    let now = 1_700_000_000_000;
+    let out = block_on(w.svc().ingest("slow", doc("big.md", &content), Some(&e), now)).unwrap();
+    assert!(out.pending);
+    assert_eq!(out.document.status.stage, "embedding");
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE index_name = 'slow'"), 0);
+    let done = block_on(w.svc().ingest("slow", doc("big.md", &content), Some(&e), FAR)).unwrap();
+    assert!(!done.pending);
+    assert_eq!(done.document.status.stage, "indexed");
+    assert_eq!(done.document.status.embedded, done.document.status.total);
+}
+
+#[test]
+fn offline_ingest_indexes_text_and_counts_vectors_pending() {
+    let w = World::new();
+    let out = block_on(w.svc().ingest::<NoEmbedder>("docs", doc("a.md", &markdown(2)), None, FAR)).unwrap();
+    assert_eq!(out.document.status.stage, "indexed");
+    let info = block_on(w.svc().get_index("docs")).unwrap();
+    assert_eq!(info.stats.vectors_pending, info.stats.chunks);
+    assert_eq!(info.stats.documents, 1);
+}
+
+#[test]
+fn deleting_a_document_removes_chunks_fts_rows_and_vectors() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let a = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    let b = block_on(w.svc().ingest("docs", doc("b.md", "# Other\n\nCompletely unrelated words here."), Some(&e), FAR)).unwrap();
+    block_on(w.svc().delete_document("docs", &a.document.id)).unwrap();
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), b.document.chunks);
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"), 0);
+    let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
+    let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
+    assert_eq!(live as i64, b.document.chunks);
+    assert!(matches!(
+        block_on(w.svc().get_document("docs", &a.document.id)),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_new_version_is_built_beside_the_live_one_and_activation_swaps_and_rolls_back() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    block_on(w.svc().ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR)).unwrap();
+    let v1_chunks = block_on(w.svc().get_index("docs")).unwrap().stats.chunks;
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    let (info, created) = block_on(w.svc().put_index("docs", settings)).unwrap();
+    assert!(!created);
+    assert_eq!(info.active_version, 1);
+    assert_eq!(info.stats.chunks, v1_chunks, "a chunking change must not touch the live version");
+    let progress = block_on(w.svc().build_version("docs", Some(&e), FAR)).unwrap();
+    assert_eq!((progress.version, progress.state.as_str()), (2, "ready"));
+    assert_eq!(block_on(w.svc().get_index("docs")).unwrap().active_version, 1);
+    let info = block_on(w.svc().activate_version("docs", 2)).unwrap();
+    assert_eq!(info.active_version, 2);
+    assert!(info.stats.chunks > v1_chunks);
+    let back = block_on(w.svc().activate_version("docs", 1)).unwrap();
+    assert_eq!(back.active_version, 1);
+    assert_eq!(back.stats.chunks, v1_chunks);
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    let s = w.svc();
+    assert!(matches!(block_on(s.put_index("Bad Name", IndexSettings::default())), Err(Error::BadRequest { .. })));
+    assert!(matches!(block_on(s.get_index("missing")), Err(Error::NotFound(_))));
+    let mut bad = IndexSettings::default();
+    bad.chunking.overlap_tokens = bad.chunking.max_tokens;
+    assert!(matches!(block_on(s.put_index("x", bad)), Err(Error::Validation { .. })));
+    let mut d = doc("a.exe", "MZ");
+    d.content_type = Some("application/octet-stream".into());
+    assert!(matches!(block_on(s.ingest("docs", d, Some(&e), FAR)), Err(Error::UnsupportedMediaType(_))));
+    assert!(matches!(block_on(s.ingest("docs", doc("a.md", "   \n"), Some(&e), FAR)), Err(Error::Validation { .. })));
+    assert!(matches!(block_on(s.ingest("missing", doc("a.md", "hi"), Some(&e), FAR)), Err(Error::NotFound(_))));
+    assert!(matches!(block_on(s.list_documents("docs", None, 0)), Err(Error::Validation { .. })));
+    assert!(matches!(block_on(s.activate_version("docs", 9)), Err(Error::NotFound(_))));
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_jobs"), 0, "a rejected document left a job behind");
+}
+
+#[test]
+fn documents_are_listed_in_pages() {
+    let w = World::new();
+    for k in 0..5 {
+        let mut d = doc(&format!("{k}.md"), &format!("# Doc {k}\n\nText number {k}."));
+        d.id = Some(format!("d{k}"));
+        block_on(w.svc().ingest::<NoEmbedder>("docs", d, None, FAR)).unwrap();
+    }
+    let p1 = block_on(w.svc().list_documents("docs", None, 2)).unwrap();
+    assert_eq!(p1.documents.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d0", "d1"]);
+    let p3 = block_on(w.svc().list_documents("docs", Some("d3"), 2)).unwrap();
+    assert_eq!(p3.documents.len(), 1);
+    assert!(p3.next_cursor.is_none());
+}
+
+#[test]
+fn deleting_an_index_removes_everything() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    block_on(w.svc().delete_index("docs")).unwrap();
+    for table in ["rs_indexes", "rs_versions", "rs_chunks", "rs_sources", "rs_documents", "rs_vector_blocks", "rs_jobs"] {
+        assert_eq!(count(&w.sql, &format!("SELECT count(*) FROM {table}")), 0, "{table}");
+    }
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"), 0);
+}
