@@ -64,7 +64,9 @@ pub fn key_id(key: &str) -> Option<&str> {
     }
     let (id, secret) = rest.split_at(ID_LEN);
     let secret = secret.strip_prefix('_')?;
-    let ok = id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let ok = id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && secret
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');

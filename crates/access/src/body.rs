@@ -129,7 +129,13 @@ mod tests {
     fn parses_objects_and_treats_an_empty_body_as_empty_object() {
         let body = parse(&request(r#"{"username":"a"}"#)).unwrap();
         assert_eq!(body.string("username").unwrap(), Some("a"));
-        assert!(parse(&request("  ")).unwrap().string("x").unwrap().is_none());
+        assert!(
+            parse(&request("  "))
+                .unwrap()
+                .string("x")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -146,7 +152,8 @@ mod tests {
 
     #[test]
     fn names_the_field_but_never_echoes_its_value() {
-        let body = JsonBody::from_value(serde_json::json!({"password": 12345678, "role": "hunter2"}));
+        let body =
+            JsonBody::from_value(serde_json::json!({"password": 12345678, "role": "hunter2"}));
         let e = body.required_string("password").unwrap_err();
         assert_eq!(e.to_string(), "password: must be a string");
         let e = body.bool("role").unwrap_err();

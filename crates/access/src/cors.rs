@@ -216,7 +216,11 @@ mod tests {
                 .unwrap()
                 .contains("authorization")
         );
-        assert!(response.header("access-control-allow-credentials").is_none());
+        assert!(
+            response
+                .header("access-control-allow-credentials")
+                .is_none()
+        );
         let local = policy.preflight(&preflight("http://LOCALHOST:5173", "GET"));
         assert_eq!(local.unwrap().status, 204);
     }
@@ -253,19 +257,33 @@ mod tests {
     #[test]
     fn a_wildcard_never_comes_with_credentials() {
         let policy = CorsPolicy::parse("*");
-        let response = policy.preflight(&preflight("https://x.example", "GET")).unwrap();
+        let response = policy
+            .preflight(&preflight("https://x.example", "GET"))
+            .unwrap();
         assert_eq!(response.header("access-control-allow-origin"), Some("*"));
-        assert!(response.header("access-control-allow-credentials").is_none());
+        assert!(
+            response
+                .header("access-control-allow-credentials")
+                .is_none()
+        );
         let request = HttpRequest::new("GET", "/").with_header("origin", "https://x.example");
         let response = policy.apply(&request, HttpResponse::text(200, "text/plain", "x"));
         assert_eq!(response.header("access-control-allow-origin"), Some("*"));
-        assert!(response.header("access-control-allow-credentials").is_none());
+        assert!(
+            response
+                .header("access-control-allow-credentials")
+                .is_none()
+        );
     }
 
     #[test]
     fn plain_options_and_other_methods_are_not_preflights() {
         let policy = CorsPolicy::parse("*");
-        assert!(policy.preflight(&HttpRequest::new("OPTIONS", "/")).is_none());
+        assert!(
+            policy
+                .preflight(&HttpRequest::new("OPTIONS", "/"))
+                .is_none()
+        );
         let get = HttpRequest::new("GET", "/")
             .with_header("origin", "https://x.example")
             .with_header("access-control-request-method", "GET");
@@ -302,10 +320,12 @@ mod tests {
         assert_eq!(auth.header("referrer-policy"), Some("no-referrer"));
         assert_eq!(auth.header("cache-control"), Some("no-store"));
         assert_eq!(auth.header("content-security-policy"), Some(API_CSP));
-        let page = apply_security_headers(HttpResponse::text(200, "text/html", ""), RouteKind::Page);
+        let page =
+            apply_security_headers(HttpResponse::text(200, "text/html", ""), RouteKind::Page);
         assert_eq!(page.header("content-security-policy"), Some(PAGE_CSP));
         assert!(page.header("cache-control").is_none());
-        let own = HttpResponse::text(200, "text/html", "").with_header("cache-control", "max-age=60");
+        let own =
+            HttpResponse::text(200, "text/html", "").with_header("cache-control", "max-age=60");
         let own = apply_security_headers(own, RouteKind::Auth);
         assert_eq!(own.header("cache-control"), Some("max-age=60"));
     }
@@ -316,6 +336,11 @@ mod tests {
             HttpResponse::error(&Error::Unauthorized("x".into())),
             RouteKind::Api,
         );
-        assert!(response.header("www-authenticate").unwrap().starts_with("Bearer"));
+        assert!(
+            response
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Bearer")
+        );
     }
 }

@@ -181,7 +181,10 @@ pub async fn identify<K: KvStore, T: Clock>(
             )?;
             let revoked = || Error::Unauthorized("session revoked or expired".into());
             let session = session::load(kv, &claims.sid).await?.ok_or_else(revoked)?;
-            if session.sub != claims.sub || session.expires_ms <= now_ms {
+            if session.sub != claims.sub
+                || session.expires_ms <= now_ms
+                || session.bootstrap_changed(settings)
+            {
                 return Err(revoked());
             }
             Ok(Principal {
@@ -290,9 +293,7 @@ where
     };
     let response = match cors.preflight(request) {
         Some(response) => response,
-        None => handler()
-            .await
-            .unwrap_or_else(|e| HttpResponse::error(&e)),
+        None => handler().await.unwrap_or_else(|e| HttpResponse::error(&e)),
     };
     apply_security_headers(cors.apply(request, response), kind)
 }
@@ -304,7 +305,9 @@ mod tests {
     fn with(headers: &[(&str, &str)]) -> HttpRequest {
         headers
             .iter()
-            .fold(HttpRequest::new("GET", "/"), |r, (n, v)| r.with_header(n, *v))
+            .fold(HttpRequest::new("GET", "/"), |r, (n, v)| {
+                r.with_header(n, *v)
+            })
     }
 
     fn status(request: &HttpRequest) -> u16 {
@@ -339,14 +342,26 @@ mod tests {
     #[test]
     fn duplicate_ambiguous_or_malformed_headers_are_400() {
         assert_eq!(
-            status(&with(&[("authorization", "Bearer a"), ("authorization", "Bearer b")])),
+            status(&with(&[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b")
+            ])),
             400
         );
         assert_eq!(
-            status(&with(&[("authorization", "Bearer a"), ("x-api-key", "rsk_b")])),
+            status(&with(&[
+                ("authorization", "Bearer a"),
+                ("x-api-key", "rsk_b")
+            ])),
             400
         );
-        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer \u{fffd}", "Bearer a\tb"] {
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer \u{fffd}",
+            "Bearer a\tb",
+        ] {
             assert_eq!(status(&with(&[("authorization", bad)])), 400, "{bad:?}");
         }
     }

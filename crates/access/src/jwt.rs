@@ -113,7 +113,8 @@ pub fn verify(token: &str, key: &[u8], expect: Expect<'_>) -> Result<Claims> {
         return Err(unauthorized("token too large"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(unauthorized("malformed token"));
     };
@@ -140,8 +141,8 @@ pub fn verify(token: &str, key: &[u8], expect: Expect<'_>) -> Result<Claims> {
     // `verify_slice` compares in constant time.
     m.verify_slice(&signature)
         .map_err(|_| unauthorized("invalid token signature"))?;
-    let claims: Claims =
-        serde_json::from_slice(&decode_part(p)?).map_err(|_| unauthorized("malformed token claims"))?;
+    let claims: Claims = serde_json::from_slice(&decode_part(p)?)
+        .map_err(|_| unauthorized("malformed token claims"))?;
     if claims.iss != expect.issuer || claims.aud != expect.audience {
         return Err(unauthorized("token issuer or audience mismatch"));
     }
@@ -229,7 +230,11 @@ mod tests {
     fn rejects_alg_none_even_without_a_signature() {
         let payload = serde_json::to_string(&claims()).unwrap();
         for token in [
-            format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&payload)),
+            format!(
+                "{}.{}.",
+                b64(r#"{"alg":"none","typ":"JWT"}"#),
+                b64(&payload)
+            ),
             format!("{}.{}.", b64(r#"{"alg":"None"}"#), b64(&payload)),
         ] {
             assert_eq!(reason(&token, NOW), "unsupported token algorithm");

@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn verifies_the_password_it_hashed_and_nothing_else() {
         let hash = hash_password("correct horse", &SeededRandom::new(1)).unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("correct horsE", &hash));
         assert!(!verify_password("", &hash));

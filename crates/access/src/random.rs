@@ -103,7 +103,10 @@ mod tests {
         let a = SeededRandom::new(7);
         let b = SeededRandom::new(7);
         assert_eq!(bytes(&a, 13).unwrap(), bytes(&b, 13).unwrap());
-        assert_ne!(bytes(&a, 13).unwrap(), bytes(&SeededRandom::new(8), 13).unwrap());
+        assert_ne!(
+            bytes(&a, 13).unwrap(),
+            bytes(&SeededRandom::new(8), 13).unwrap()
+        );
     }
 
     #[test]
@@ -112,7 +115,10 @@ mod tests {
         let b = token(&OsRandom, 32).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
     }
 
     #[test]

@@ -120,7 +120,11 @@ impl LoginFailures {
     pub fn after_failure(self, now_ms: u64, max_failures: u32) -> Self {
         let stale = now_ms.saturating_sub(self.last_failure_ms) > FAILURE_MEMORY_MS
             && self.locked_until_ms <= now_ms;
-        let failures = if stale { 1 } else { self.failures.saturating_add(1) };
+        let failures = if stale {
+            1
+        } else {
+            self.failures.saturating_add(1)
+        };
         let locked_until_ms = if failures >= max_failures {
             let doublings = (failures - max_failures).min(16);
             let lock_s = (LOCKOUT_BASE_S << doublings).min(LOCKOUT_MAX_S);

@@ -247,7 +247,15 @@ mod tests {
         for ok in ["docs", "a", "Docs_2024-v1.0", "*"] {
             assert!(validate_index_name("index", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-x", ".x", "a/b", "a b", "x'; DROP TABLE", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a/b",
+            "a b",
+            "x'; DROP TABLE",
+            &"a".repeat(65),
+        ] {
             assert!(validate_index_name("index", bad).is_err(), "{bad}");
         }
     }

@@ -80,7 +80,6 @@ impl Access {
             scope: user.effective_scope(),
         })
     }
-
 }
 
 /// The auth service over its ports. `schema_ready` remembers (per wasm
@@ -153,7 +152,10 @@ where
 {
     /// Serve one `/auth/...` request (CORS, security headers, `no-store`).
     pub async fn handle(&self, request: &HttpRequest) -> HttpResponse {
-        guard(request, self.config, RouteKind::Auth, || self.route(request)).await
+        guard(request, self.config, RouteKind::Auth, || {
+            self.route(request)
+        })
+        .await
     }
 
     async fn route(&self, request: &HttpRequest) -> Result<HttpResponse> {
@@ -189,7 +191,10 @@ where
                 } else {
                     self.schema().await?;
                     let users = store::list_users(self.sql).await?;
-                    Ok(HttpResponse::json(200, &serde_json::json!({ "users": users })))
+                    Ok(HttpResponse::json(
+                        200,
+                        &serde_json::json!({ "users": users }),
+                    ))
                 }
             }
             Route::User(username) => {
@@ -213,7 +218,10 @@ where
                 } else {
                     self.schema().await?;
                     let keys = store::list_keys(self.sql).await?;
-                    Ok(HttpResponse::json(200, &serde_json::json!({ "api_keys": keys })))
+                    Ok(HttpResponse::json(
+                        200,
+                        &serde_json::json!({ "api_keys": keys }),
+                    ))
                 }
             }
             Route::ApiKey(id) => {
@@ -253,7 +261,11 @@ where
             Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => ip,
             _ => addr,
         };
-        let ip: String = ip.chars().filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':')).take(45).collect();
+        let ip: String = ip
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':'))
+            .take(45)
+            .collect();
         ratelimit::consume(
             self.kv,
             &bucket_key("addr", &ip),
@@ -317,11 +329,13 @@ where
             }
         };
         let Some(access) = access else {
-            ratelimit::record_failure(self.kv, &username, now, settings.login_max_failures)
-                .await?;
+            ratelimit::record_failure(self.kv, &username, now, settings.login_max_failures).await?;
             return Err(invalid_login());
         };
         ratelimit::clear_failures(self.kv, &username).await?;
+        let bootstrap = settings
+            .bootstrap_tag()
+            .filter(|_| username == settings.admin_username);
         let issued = session::start(
             self.kv,
             self.random,
@@ -330,6 +344,7 @@ where
             &username,
             access.role,
             access.scope,
+            bootstrap,
         )
         .await?;
         Ok(HttpResponse::json(200, &issued))
@@ -350,7 +365,11 @@ where
         let token = body.required_string("refresh_token")?;
         let now = self.now_ms();
         let (sid, found) = session::check_refresh(self.kv, token, now).await?;
-        let Some(access) = self.current_access(settings, &found.sub).await? else {
+        let access = match found.bootstrap_changed(settings) {
+            true => None,
+            false => self.current_access(settings, &found.sub).await?,
+        };
+        let Some(access) = access else {
             session::revoke(self.kv, &sid, &found.sub).await?;
             return Err(Error::Unauthorized(
                 "invalid or expired refresh token".into(),
@@ -371,8 +390,8 @@ where
     }
 
     async fn logout(&self, settings: &Settings, request: &HttpRequest) -> Result<HttpResponse> {
-        let has_credentials = request.header("authorization").is_some()
-            || request.header("x-api-key").is_some();
+        let has_credentials =
+            request.header("authorization").is_some() || request.header("x-api-key").is_some();
         if has_credentials {
             let principal = identify(settings, request, self.kv, self.clock).await?;
             let Credential::Session { session_id, .. } = &principal.credential else {
@@ -439,14 +458,18 @@ where
             .transpose()
     }
 
-    async fn create_user(&self, settings: &Settings, request: &HttpRequest) -> Result<HttpResponse> {
+    async fn create_user(
+        &self,
+        settings: &Settings,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse> {
         let body = body::parse(request)?;
         body.only(&["username", "password", "role", "indexes"])?;
         let username = validate_username("username", body.required_string("username")?)?;
         let password = body.required_string("password")?;
         password::validate_new_password(password)?;
-        let role = Self::parse_role(&body)?
-            .ok_or_else(|| Error::bad_field("role", "is required"))?;
+        let role =
+            Self::parse_role(&body)?.ok_or_else(|| Error::bad_field("role", "is required"))?;
         let indexes = Self::parse_indexes(&body, "indexes")?;
         if username == settings.admin_username {
             return Err(Error::Conflict("username is taken".into()));
@@ -490,8 +513,12 @@ where
         Fut: std::future::Future<Output = Result<User>>,
     {
         let after = write().await?;
-        self.write_view(&after.username, Access::of(&after).as_ref(), revoke_sessions)
-            .await?;
+        self.write_view(
+            &after.username,
+            Access::of(&after).as_ref(),
+            revoke_sessions,
+        )
+        .await?;
         Ok(after)
     }
 
@@ -514,9 +541,8 @@ where
             None => None,
         };
         let user = self.existing_user(settings, username).await?;
-        let reduces = disabled == Some(true)
-            || hash.is_some()
-            || role.is_some_and(|r| r < user.role);
+        let reduces =
+            disabled == Some(true) || hash.is_some() || role.is_some_and(|r| r < user.role);
         if reduces {
             // Remove access from the hot path before the source of truth.
             let target = User {
@@ -531,8 +557,7 @@ where
         let name = user.username.clone();
         let after = self
             .change_user(hash.is_some(), || async {
-                store::update_user(self.sql, &name, role, disabled, hash.as_deref(), now)
-                    .await?;
+                store::update_user(self.sql, &name, role, disabled, hash.as_deref(), now).await?;
                 self.existing_user(settings, &name).await
             })
             .await?;
@@ -592,8 +617,8 @@ where
             Some(u) => validate_username("username", u)?,
             None => admin.username.clone(),
         };
-        let role = Self::parse_role(&body)?
-            .ok_or_else(|| Error::bad_field("role", "is required"))?;
+        let role =
+            Self::parse_role(&body)?.ok_or_else(|| Error::bad_field("role", "is required"))?;
         let indexes = Self::parse_indexes(&body, "indexes")?;
         let owner_access = self
             .current_access(settings, &owner)
@@ -683,7 +708,15 @@ mod tests {
         for ok in ["alice", "a", "bob.smith@example.com", "x_1-2"] {
             assert!(is_username(ok), "{ok}");
         }
-        for bad in ["", "Alice", "-x", "a b", "a'--", "x' OR '1'='1", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Alice",
+            "-x",
+            "a b",
+            "a'--",
+            "x' OR '1'='1",
+            &"a".repeat(65),
+        ] {
             assert!(!is_username(bad), "{bad}");
         }
     }
@@ -705,7 +738,13 @@ mod tests {
             let (_, allowed) = Route::parse(path).unwrap_or_else(|| panic!("{path}"));
             assert_eq!(allowed, methods, "{path}");
         }
-        for path in ["/auth", "/auth/", "/auth/nope", "/auth/users//indexes/x", "/v1/query"] {
+        for path in [
+            "/auth",
+            "/auth/",
+            "/auth/nope",
+            "/auth/users//indexes/x",
+            "/v1/query",
+        ] {
             assert!(Route::parse(path).is_none(), "{path}");
         }
     }

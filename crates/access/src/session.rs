@@ -6,7 +6,8 @@
 //!   carries its `sid`; verifying a token reads this one key, so logout,
 //!   disabling a user or detected refresh-token reuse take effect at once.
 //! * `auth:user-sessions:<username>` → `[{sid, expires_ms}]`: the sessions of
-//!   a user, so they can be updated or revoked together.
+//!   a user, so they can be updated or revoked together; at most
+//!   [`MAX_SESSIONS_PER_USER`] (a login beyond that revokes the oldest).
 //!
 //! A refresh token is `<sid>.<secret>` (22 + 1 + 43 base64url characters,
 //! 128-bit id, 256-bit secret), stored only as its SHA-256. Refreshing
@@ -27,6 +28,8 @@ use crate::settings::{AUDIENCE, ISSUER, Settings};
 
 /// How many rotated refresh-token hashes a session remembers for reuse detection.
 pub const REMEMBERED_ROTATIONS: usize = 32;
+/// Live sessions per user; a new login beyond this revokes the oldest.
+pub const MAX_SESSIONS_PER_USER: usize = 50;
 
 /// The KV key of session `sid`.
 pub fn session_key(sid: &str) -> String {
@@ -55,6 +58,23 @@ pub struct Session {
     pub refresh_hash: String,
     /// SHA-256 (hex) of refresh tokens rotated away, newest last.
     pub previous_hashes: Vec<String>,
+    /// For the bootstrap admin: [`Settings::bootstrap_tag`] at login, so
+    /// changing `admin_password_hash` ends the admin's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_tag: Option<String>,
+}
+
+impl Session {
+    /// Whether this session outlived the bootstrap admin it belongs to (the
+    /// admin variables changed since login). Components that do not declare
+    /// `admin_password_hash` cannot tell and say `false`.
+    pub fn bootstrap_changed(&self, settings: &Settings) -> bool {
+        settings.sees_bootstrap_admin()
+            && self.bootstrap_tag.as_ref().is_some_and(|tag| {
+                settings.admin_username != self.sub
+                    || settings.bootstrap_tag().as_ref() != Some(tag)
+            })
+    }
 }
 
 /// Tokens handed to a client.
@@ -167,7 +187,13 @@ fn mint_access(
     jwt::sign(&claims, settings.signing_key()?)
 }
 
-fn issued(settings: &Settings, session: &Session, access: String, refresh: String, now_ms: u64) -> Issued {
+fn issued(
+    settings: &Settings,
+    session: &Session,
+    access: String,
+    refresh: String,
+    now_ms: u64,
+) -> Issued {
     let remaining_s = session.expires_ms.saturating_sub(now_ms) / 1000;
     Issued {
         access_token: access,
@@ -179,6 +205,7 @@ fn issued(settings: &Settings, session: &Session, access: String, refresh: Strin
 }
 
 /// Start a session for a user who just logged in.
+#[allow(clippy::too_many_arguments)]
 pub async fn start<K: KvStore>(
     kv: &K,
     random: &impl Random,
@@ -187,6 +214,7 @@ pub async fn start<K: KvStore>(
     username: &str,
     role: Role,
     indexes: IndexScope,
+    bootstrap_tag: Option<String>,
 ) -> Result<Issued> {
     let sid = token(random, 16)?;
     let refresh = format!("{sid}.{}", token(random, 32)?);
@@ -198,6 +226,7 @@ pub async fn start<K: KvStore>(
         expires_ms: now_ms + settings.refresh_ttl_s * 1000,
         refresh_hash: sha256_hex(&refresh),
         previous_hashes: Vec::new(),
+        bootstrap_tag,
     };
     let access = mint_access(settings, random, now_ms, username, &sid, role)?;
     save(kv, &sid, &session).await?;
@@ -207,13 +236,20 @@ pub async fn start<K: KvStore>(
         sid: sid.clone(),
         expires_ms: session.expires_ms,
     });
+    let excess = refs.len().saturating_sub(MAX_SESSIONS_PER_USER);
+    for old in refs.drain(..excess) {
+        kv.delete(&session_key(&old.sid)).await?;
+    }
     set_user_sessions(kv, username, &refs).await?;
     Ok(issued(settings, &session, access, refresh, now_ms))
 }
 
 /// The session id in a refresh token, if the token is well formed.
 pub fn refresh_sid(refresh_token: &str) -> Option<&str> {
-    let b64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     let (sid, secret) = refresh_token.split_once('.')?;
     (sid.len() == 22 && secret.len() == 43 && b64url(sid) && b64url(secret)).then_some(sid)
 }
@@ -299,4 +335,49 @@ pub async fn update_all<K: KvStore>(
         set_user_sessions(kv, username, &[]).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SeededRandom;
+    use futures::executor::block_on;
+    use ragspin_testkit::MemoryKv;
+
+    fn start_one(kv: &MemoryKv, random: &SeededRandom, now_ms: u64) -> Issued {
+        let settings = Settings::with_secret("k".repeat(32));
+        block_on(start(
+            kv,
+            random,
+            &settings,
+            now_ms,
+            "bob",
+            Role::Reader,
+            IndexScope::None,
+            None,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_login_beyond_the_cap_revokes_the_oldest_session() {
+        let (kv, random) = (MemoryKv::new(), SeededRandom::new(5));
+        let first = start_one(&kv, &random, 1_000);
+        for i in 0..MAX_SESSIONS_PER_USER {
+            start_one(&kv, &random, 2_000 + i as u64);
+        }
+        let sid = refresh_sid(&first.refresh_token).unwrap();
+        assert!(block_on(load(&kv, sid)).unwrap().is_none());
+        let live = block_on(sessions_of(&kv, "bob", 3_000)).unwrap();
+        assert_eq!(live.len(), MAX_SESSIONS_PER_USER);
+    }
+
+    #[test]
+    fn refresh_tokens_have_a_fixed_shape() {
+        let issued = start_one(&MemoryKv::new(), &SeededRandom::new(6), 0);
+        assert!(refresh_sid(&issued.refresh_token).is_some());
+        for bad in ["", "a.b", "x".repeat(66).as_str(), &issued.access_token] {
+            assert!(refresh_sid(bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -57,6 +57,8 @@ pub mod defaults {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     jwt_secret: String,
+    /// Whether this component can see `admin_password_hash` at all.
+    admin_visible: bool,
     /// Bootstrap admin username (lowercased); empty = none.
     pub admin_username: String,
     /// Bootstrap admin password hash; empty = no bootstrap admin.
@@ -101,6 +103,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             jwt_secret: String::new(),
+            admin_visible: true,
             admin_username: "admin".to_owned(),
             admin_password_hash: String::new(),
             cors: CorsPolicy::default(),
@@ -122,16 +125,15 @@ impl Settings {
         let text = |name: &'static str, default: String| async move {
             Ok::<_, Error>(config.get(name).await?.unwrap_or(default))
         };
+        let admin_hash = config.get(vars::ADMIN_PASSWORD_HASH).await?;
         let settings = Self {
             jwt_secret: text(vars::JWT_SECRET, String::new()).await?,
+            admin_visible: admin_hash.is_some(),
             admin_username: text(vars::ADMIN_USERNAME, d.admin_username)
                 .await?
                 .trim()
                 .to_ascii_lowercase(),
-            admin_password_hash: text(vars::ADMIN_PASSWORD_HASH, String::new())
-                .await?
-                .trim()
-                .to_owned(),
+            admin_password_hash: admin_hash.unwrap_or_default().trim().to_owned(),
             cors: CorsPolicy::parse(&text(vars::CORS_ALLOWED_ORIGINS, String::new()).await?),
             rate_limit_per_minute: number(
                 config,
@@ -154,8 +156,13 @@ impl Settings {
                 1..=1000,
             )
             .await?,
-            access_ttl_s: number(config, vars::ACCESS_TOKEN_TTL_S, d.access_ttl_s, 60..=86_400)
-                .await?,
+            access_ttl_s: number(
+                config,
+                vars::ACCESS_TOKEN_TTL_S,
+                d.access_ttl_s,
+                60..=86_400,
+            )
+            .await?,
             refresh_ttl_s: number(
                 config,
                 vars::REFRESH_TOKEN_TTL_S,
@@ -207,9 +214,26 @@ impl Settings {
         }
     }
 
+    /// Whether this component declares `admin_password_hash` (only the
+    /// auth component needs to; others skip the bootstrap-rotation check,
+    /// and the admin's old sessions end there within one access-token
+    /// lifetime because refresh is refused).
+    pub fn sees_bootstrap_admin(&self) -> bool {
+        self.admin_visible
+    }
+
     /// Whether a bootstrap admin is configured.
     pub fn has_bootstrap_admin(&self) -> bool {
         !self.admin_username.is_empty() && !self.admin_password_hash.is_empty()
+    }
+
+    /// A short fingerprint of the bootstrap admin's password hash (`None`
+    /// without a bootstrap admin); sessions remember it, so rotating the
+    /// hash logs the admin out everywhere.
+    pub fn bootstrap_tag(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        self.has_bootstrap_admin()
+            .then(|| crate::random::hex(&Sha256::digest(self.admin_password_hash.as_bytes())[..8]))
     }
 }
 
@@ -235,11 +259,7 @@ where
             Ok(n) if range.contains(&n) => Ok(n),
             _ => Err(malformed(
                 name,
-                &format!(
-                    "a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
+                &format!("a whole number from {} to {}", range.start(), range.end()),
             )),
         },
     }

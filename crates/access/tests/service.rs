@@ -176,7 +176,10 @@ fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
         assert_eq!(reply.status, 401);
         assert_eq!(reply.body, wrong.body);
     }
-    assert_eq!(wrong.body["error"]["message"], "invalid username or password");
+    assert_eq!(
+        wrong.body["error"]["message"],
+        "invalid username or password"
+    );
 }
 
 #[test]
@@ -196,19 +199,39 @@ fn refresh_rotates_the_token_and_reuse_revokes_the_whole_session() {
     let w = World::new();
     let (access, refresh) = w.token("admin", ADMIN_PASSWORD);
     w.clock.advance(1000);
-    let rotated = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let rotated = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_refresh = rotated.body["refresh_token"].as_str().unwrap().to_owned();
     let new_access = rotated.body["access_token"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, refresh);
     assert_eq!(w.authorize(&new_access, Permission::Admin, None), 200);
     // The old refresh token again: theft assumed, the family is revoked.
-    let reuse = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let reuse = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(reuse.status, 401);
-    assert!(reuse.body["error"]["message"].as_str().unwrap().contains("reuse"));
+    assert!(
+        reuse.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reuse")
+    );
     assert_eq!(w.authorize(&new_access, Permission::Admin, None), 401);
     assert_eq!(w.authorize(&access, Permission::Admin, None), 401);
-    let after = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": new_refresh})));
+    let after = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": new_refresh})),
+    );
     assert_eq!(after.status, 401);
 }
 
@@ -220,7 +243,12 @@ fn logout_revokes_the_session_so_its_tokens_are_refused() {
     let out = w.call("POST", "/auth/logout", Some(&access), None);
     assert_eq!(out.status, 204);
     assert_eq!(w.call("GET", "/auth/me", Some(&access), None).status, 401);
-    let refreshed = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let refreshed = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(refreshed.status, 401);
     // Another session of the same user is untouched.
     assert_eq!(w.call("GET", "/auth/me", Some(&other), None).status, 200);
@@ -230,7 +258,12 @@ fn logout_revokes_the_session_so_its_tokens_are_refused() {
 fn logout_with_the_refresh_token_alone_works_too() {
     let w = World::new();
     let (access, refresh) = w.token("admin", ADMIN_PASSWORD);
-    let out = w.call("POST", "/auth/logout", None, Some(json!({"refresh_token": refresh})));
+    let out = w.call(
+        "POST",
+        "/auth/logout",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(out.status, 204);
     assert_eq!(w.authorize(&access, Permission::Search, None), 401);
 }
@@ -241,7 +274,12 @@ fn rejects_an_expired_access_token_but_refresh_still_works() {
     let (access, refresh) = w.token("admin", ADMIN_PASSWORD);
     w.clock.advance(901_000 + 30_000);
     assert_eq!(w.authorize(&access, Permission::Search, None), 401);
-    let rotated = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let rotated = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(rotated.status, 200);
 }
 
@@ -251,7 +289,12 @@ fn a_session_ends_at_its_refresh_lifetime() {
     w.config.set("refresh_token_ttl_s", "3600");
     let (_, refresh) = w.token("admin", ADMIN_PASSWORD);
     w.clock.advance(3_600_000);
-    let reply = w.call("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh})));
+    let reply = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
     assert_eq!(reply.status, 401);
 }
 
@@ -269,7 +312,10 @@ fn readers_query_their_indexes_editors_also_ingest() {
     assert_eq!(w.authorize(&rita, Permission::Query, Some("faq")), 403);
     assert_eq!(w.authorize(&ed, Permission::Ingest, Some("faq")), 200);
     assert_eq!(w.authorize(&ed, Permission::Admin, None), 403);
-    assert_eq!(w.authorize(&admin, Permission::Ingest, Some("anything")), 200);
+    assert_eq!(
+        w.authorize(&admin, Permission::Ingest, Some("anything")),
+        200
+    );
     let denied = w.call("GET", "/auth/users", Some(&ed), None);
     assert_eq!(denied.status, 403);
     assert_eq!(code(&denied), "forbidden");
@@ -286,10 +332,20 @@ fn grants_and_revocations_reach_live_sessions_at_once() {
     assert_eq!(granted.status, 200, "{}", granted.body);
     assert_eq!(granted.body["indexes"], json!(["docs"]));
     assert_eq!(w.authorize(&rita, Permission::Query, Some("docs")), 200);
-    let revoked = w.call("DELETE", "/auth/users/rita/indexes/docs", Some(&admin), None);
+    let revoked = w.call(
+        "DELETE",
+        "/auth/users/rita/indexes/docs",
+        Some(&admin),
+        None,
+    );
     assert_eq!(revoked.status, 200);
     assert_eq!(w.authorize(&rita, Permission::Query, Some("docs")), 403);
-    let promoted = w.call("PATCH", "/auth/users/rita", Some(&admin), Some(json!({"role": "editor"})));
+    let promoted = w.call(
+        "PATCH",
+        "/auth/users/rita",
+        Some(&admin),
+        Some(json!({"role": "editor"})),
+    );
     assert_eq!(promoted.status, 200);
     w.call("PUT", "/auth/users/rita/indexes/*", Some(&admin), None);
     assert_eq!(w.authorize(&rita, Permission::Ingest, Some("any")), 200);
@@ -310,14 +366,24 @@ fn disabling_a_user_ends_their_sessions_keys_and_logins() {
     assert_eq!(key.status, 201, "{}", key.body);
     let key = key.body["key"].as_str().unwrap().to_owned();
     assert_eq!(w.authorize(&key, Permission::Ingest, Some("docs")), 200);
-    let disabled = w.call("PATCH", "/auth/users/ed", Some(&admin), Some(json!({"disabled": true})));
+    let disabled = w.call(
+        "PATCH",
+        "/auth/users/ed",
+        Some(&admin),
+        Some(json!({"disabled": true})),
+    );
     assert_eq!(disabled.status, 200);
     assert_eq!(disabled.body["disabled"], true);
     assert_eq!(w.authorize(&ed, Permission::Search, None), 401);
     assert_eq!(w.authorize(&key, Permission::Search, None), 401);
     assert_eq!(w.login("ed", "ed-password").status, 401);
     // Re-enabled: the key works again, old sessions stay dead.
-    w.call("PATCH", "/auth/users/ed", Some(&admin), Some(json!({"disabled": false})));
+    w.call(
+        "PATCH",
+        "/auth/users/ed",
+        Some(&admin),
+        Some(json!({"disabled": false})),
+    );
     assert_eq!(w.authorize(&key, Permission::Ingest, Some("docs")), 200);
     assert_eq!(w.authorize(&ed, Permission::Search, None), 401);
 }
@@ -369,7 +435,12 @@ fn api_keys_are_shown_once_stored_hashed_and_stop_when_revoked() {
     let rows = block_on(w.sql.query("SELECT * FROM auth_api_keys", &[])).unwrap();
     assert!(!format!("{rows:?}").contains(&key[20..]));
     assert!(!format!("{:?}", w.kv.snapshot()).contains(&key[20..]));
-    let revoked = w.call("DELETE", &format!("/auth/api-keys/{id}"), Some(&admin), None);
+    let revoked = w.call(
+        "DELETE",
+        &format!("/auth/api-keys/{id}"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(revoked.status, 204);
     assert_eq!(w.authorize(&key, Permission::Query, Some("docs")), 401);
     let listed = w.call("GET", "/auth/api-keys", Some(&admin), None);
@@ -384,14 +455,28 @@ fn an_api_key_cannot_exceed_its_owners_role_or_indexes() {
     let admin = w.admin_token();
     w.create_user(&admin, "rita", "reader", &["docs"]);
     for (body, field) in [
-        (json!({"name": "k", "username": "rita", "role": "editor", "indexes": ["docs"]}), "role"),
-        (json!({"name": "k", "username": "rita", "role": "reader", "indexes": ["faq"]}), "indexes"),
-        (json!({"name": "k", "username": "ghost", "role": "reader"}), "username"),
+        (
+            json!({"name": "k", "username": "rita", "role": "editor", "indexes": ["docs"]}),
+            "role",
+        ),
+        (
+            json!({"name": "k", "username": "rita", "role": "reader", "indexes": ["faq"]}),
+            "indexes",
+        ),
+        (
+            json!({"name": "k", "username": "ghost", "role": "reader"}),
+            "username",
+        ),
         (json!({"name": "", "role": "reader"}), "name"),
     ] {
         let reply = w.call("POST", "/auth/api-keys", Some(&admin), Some(body));
         assert_eq!(reply.status, 422, "{}", reply.body);
-        assert!(reply.body["error"]["message"].as_str().unwrap().starts_with(field));
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field)
+        );
     }
 }
 
@@ -446,7 +531,12 @@ fn refuses_to_serve_without_a_usable_secret() {
         w.config.set("jwt_secret", secret);
         let reply = w.login("admin", ADMIN_PASSWORD);
         assert_eq!(reply.status, 503, "{secret:?}");
-        assert!(reply.body["error"]["message"].as_str().unwrap().contains("jwt_secret"));
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("jwt_secret")
+        );
         assert!(!reply.body.to_string().contains("short\""));
     }
 }
@@ -456,13 +546,34 @@ fn validates_user_creation_input() {
     let w = World::new();
     let admin = w.admin_token();
     let cases = [
-        (json!({"username": "Bad Name", "password": "long-enough", "role": "reader"}), 422),
-        (json!({"username": "ok", "password": "short", "role": "reader"}), 422),
-        (json!({"username": "ok", "password": "long-enough", "role": "root"}), 422),
-        (json!({"username": "ok", "password": "long-enough", "role": "reader", "indexes": ["a/b"]}), 422),
-        (json!({"username": "ok", "password": "long-enough", "role": "reader", "is_admin": true}), 400),
-        (json!({"username": "ok", "password": 12345678, "role": "reader"}), 400),
-        (json!({"username": "admin", "password": "long-enough", "role": "reader"}), 409),
+        (
+            json!({"username": "Bad Name", "password": "long-enough", "role": "reader"}),
+            422,
+        ),
+        (
+            json!({"username": "ok", "password": "short", "role": "reader"}),
+            422,
+        ),
+        (
+            json!({"username": "ok", "password": "long-enough", "role": "root"}),
+            422,
+        ),
+        (
+            json!({"username": "ok", "password": "long-enough", "role": "reader", "indexes": ["a/b"]}),
+            422,
+        ),
+        (
+            json!({"username": "ok", "password": "long-enough", "role": "reader", "is_admin": true}),
+            400,
+        ),
+        (
+            json!({"username": "ok", "password": 12345678, "role": "reader"}),
+            400,
+        ),
+        (
+            json!({"username": "admin", "password": "long-enough", "role": "reader"}),
+            409,
+        ),
     ];
     for (body, status) in cases {
         let reply = w.call("POST", "/auth/users", Some(&admin), Some(body.clone()));
@@ -485,7 +596,12 @@ fn validates_user_creation_input() {
 fn the_bootstrap_admin_cannot_be_changed_through_the_api() {
     let w = World::new();
     let admin = w.admin_token();
-    let reply = w.call("PATCH", "/auth/users/admin", Some(&admin), Some(json!({"disabled": true})));
+    let reply = w.call(
+        "PATCH",
+        "/auth/users/admin",
+        Some(&admin),
+        Some(json!({"disabled": true})),
+    );
     assert_eq!(reply.status, 409);
 }
 
@@ -556,4 +672,33 @@ fn a_failing_kv_store_is_a_500_without_details() {
     assert!(!reply.body.to_string().contains("10.0.0.7"));
     w.kv.fail_with(None);
     assert!(block_on(w.kv.get("x")).is_ok());
+}
+
+#[test]
+fn rotating_the_admin_password_hash_ends_the_bootstrap_admins_sessions() {
+    let w = World::new();
+    let (access, refresh) = w.token("admin", ADMIN_PASSWORD);
+    assert_eq!(w.authorize(&access, Permission::Admin, None), 200);
+    let new_hash = hash_password("rotated-password", &SeededRandom::new(5)).unwrap();
+    w.config.set("admin_password_hash", &new_hash);
+    assert_eq!(w.authorize(&access, Permission::Admin, None), 401);
+    let reply = w.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
+    assert_eq!(reply.status, 401);
+    assert_eq!(w.login("admin", ADMIN_PASSWORD).status, 401);
+    let (fresh, _) = w.token("admin", "rotated-password");
+    assert_eq!(w.authorize(&fresh, Permission::Admin, None), 200);
+}
+
+#[test]
+fn components_that_do_not_see_the_admin_hash_still_accept_admin_tokens() {
+    let w = World::new();
+    let (access, _) = w.token("admin", ADMIN_PASSWORD);
+    w.config.remove("admin_password_hash");
+    w.config.remove("admin_username");
+    assert_eq!(w.authorize(&access, Permission::Admin, None), 200);
 }

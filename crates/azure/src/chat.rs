@@ -232,7 +232,10 @@ impl<H: HttpClient, C: Clock, T: Timer> ChatClient<H, C, T> {
             finish_reason: None,
             usage: Usage::default(),
         };
-        let pieces = response.body.chunks(REPLAY_PIECE).map(|piece| parser.push(piece));
+        let pieces = response
+            .body
+            .chunks(REPLAY_PIECE)
+            .map(|piece| parser.push(piece));
         let mut events: Vec<StreamEvent> = pieces.flatten().collect();
         events.extend(parser.finish());
         for event in &events {

@@ -216,7 +216,8 @@ impl<H: HttpClient, C: Clock, T: Timer> EmbeddingsClient<H, C, T> {
     }
 
     fn parse(&self, expected: usize, body: &[u8]) -> Result<(Vec<Embedding>, u32)> {
-        let malformed = |why: String| Error::Upstream(format!("{}: malformed answer: {why}", self.what));
+        let malformed =
+            |why: String| Error::Upstream(format!("{}: malformed answer: {why}", self.what));
         let answer: EmbeddingsAnswer = serde_json::from_slice(body)
             .map_err(|e| malformed(self.transport.scrub(&e.to_string())))?;
         if answer.data.len() != expected {

@@ -69,7 +69,11 @@ impl Jitter {
     pub fn new(seed: u64) -> Self {
         let state = seed ^ 0x9E37_79B9_7F4A_7C15;
         Self {
-            state: if state == 0 { 0x2545_F491_4F6C_DD1D } else { state },
+            state: if state == 0 {
+                0x2545_F491_4F6C_DD1D
+            } else {
+                state
+            },
         }
     }
 
@@ -127,10 +131,7 @@ mod tests {
     fn ignores_unparseable_or_negative_hints() {
         let date = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
         assert_eq!(server_delay_ms(&date), None);
-        assert_eq!(
-            server_delay_ms(&headers(&[("retry-after-ms", "-5")])),
-            None
-        );
+        assert_eq!(server_delay_ms(&headers(&[("retry-after-ms", "-5")])), None);
         let fallback = headers(&[("retry-after-ms", "soon"), ("retry-after", "2")]);
         assert_eq!(server_delay_ms(&fallback), Some(2000));
         assert_eq!(server_delay_ms(&[]), None);
@@ -144,10 +145,21 @@ mod tests {
             ..RetryPolicy::default()
         };
         let mut jitter = Jitter::new(7);
-        for (retry, step) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (40, 1000)] {
+        for (retry, step) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (40, 1000),
+        ] {
             for _ in 0..50 {
                 let d = backoff_delay_ms(&policy, retry, jitter.next_u64());
-                assert!(d >= step / 2 && d <= step, "retry {retry}: {d} not in [{}, {step}]", step / 2);
+                assert!(
+                    d >= step / 2 && d <= step,
+                    "retry {retry}: {d} not in [{}, {step}]",
+                    step / 2
+                );
             }
         }
         assert_eq!(backoff_delay_ms(&policy, 99, 0), 500);

@@ -4,7 +4,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ragspin_core::{Clock, Error, HttpClient, HttpRequest, HttpResponse, Result, Timer, with_timeout};
+use ragspin_core::{
+    Clock, Error, HttpClient, HttpRequest, HttpResponse, Result, Timer, with_timeout,
+};
 use serde::Deserialize;
 
 use crate::config::{AzureConfig, Provider, RetryPolicy};
@@ -17,7 +19,8 @@ pub struct CallStats {
     pub calls: u64,
     /// Attempts after the first, over all operations.
     pub retries: u64,
-    /// Operations that ended in an error (after any retries).
+    /// Operations that failed once a request was sent (after any retries;
+    /// inputs refused before sending are not counted).
     pub failures: u64,
     /// Time spent waiting between attempts, in ms (as requested of the timer).
     pub waited_ms: u64,
@@ -198,8 +201,12 @@ impl<H: HttpClient, C: Clock, T: Timer> Transport<H, C, T> {
                     s.retries += 1;
                 }
             });
-            let outcome =
-                with_timeout(&self.timer, attempt_timeout, self.http.send(request.clone())).await;
+            let outcome = with_timeout(
+                &self.timer,
+                attempt_timeout,
+                self.http.send(request.clone()),
+            )
+            .await;
             let (failure, hint) = match outcome {
                 Ok(response) if (200..300).contains(&response.status) => return Ok(response),
                 Ok(response) if is_retryable_status(response.status) => (
@@ -265,7 +272,10 @@ fn give_up(what: &str, server: &str, attempts: u32, failure: &Failure, why: &str
         format!("{attempts} attempts")
     };
     match failure {
-        Failure::Status { status: 429, detail } => Error::Unavailable(format!(
+        Failure::Status {
+            status: 429,
+            detail,
+        } => Error::Unavailable(format!(
             "{what}: {server} is rate limiting ({detail}); gave up after {tries}: {why}"
         )),
         Failure::Status { detail, .. } => Error::Unavailable(format!(
@@ -374,7 +384,8 @@ mod tests {
 
     #[test]
     fn builds_azure_deployment_urls_with_the_api_key_header() {
-        let config = AzureConfig::azure("https://res.openai.azure.com/", "k3y-secret", "chat", "emb");
+        let config =
+            AzureConfig::azure("https://res.openai.azure.com/", "k3y-secret", "chat", "emb");
         let target = Target::new(&config, "emb", Operation::Embeddings);
         let request = target.post(b"{}".to_vec(), "application/json");
         assert_eq!(
@@ -397,7 +408,10 @@ mod tests {
             let config = AzureConfig::openai_compatible(base, "tok-secret", "llama3", "nomic");
             let target = Target::new(&config, "nomic", Operation::Embeddings);
             let request = target.post(Vec::new(), "application/json");
-            assert_eq!(request.url, "http://127.0.0.1:11434/v1/embeddings", "{base}");
+            assert_eq!(
+                request.url, "http://127.0.0.1:11434/v1/embeddings",
+                "{base}"
+            );
             assert_eq!(request.header("authorization"), Some("Bearer tok-secret"));
             assert_eq!(request.header("api-key"), None);
             assert_eq!(target.body_model.as_deref(), Some("nomic"));
@@ -417,7 +431,10 @@ mod tests {
         let numeric = response(429, r#"{"error":{"code":429,"message":"slow down"}}"#);
         assert_eq!(describe(&numeric, ""), r#"429 (code "429"): slow down"#);
         assert_eq!(describe(&response(502, ""), ""), "502 with an empty body");
-        assert_eq!(describe(&response(502, "<html>bad gateway</html>"), ""), "502: <html>bad gateway</html>");
+        assert_eq!(
+            describe(&response(502, "<html>bad gateway</html>"), ""),
+            "502: <html>bad gateway</html>"
+        );
     }
 
     #[test]
@@ -436,7 +453,11 @@ mod tests {
     fn shortens_huge_error_bodies() {
         let body = "x".repeat(10_000);
         let text = describe(&response(500, &body), "");
-        assert!(text.chars().count() <= MAX_DETAIL_CHARS + 1, "{}", text.len());
+        assert!(
+            text.chars().count() <= MAX_DETAIL_CHARS + 1,
+            "{}",
+            text.len()
+        );
         assert!(text.ends_with('…'));
     }
 

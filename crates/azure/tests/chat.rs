@@ -13,14 +13,22 @@ const AZURE_STREAM: &str = include_str!("fixtures/azure-chat-stream.sse");
 type Client = ChatClient<ScriptedHttp, ManualClock, InstantTimer>;
 
 fn client(config: &AzureConfig) -> Client {
-    ChatClient::new(config, ScriptedHttp::new(), ManualClock::new(NOW), InstantTimer::new())
-        .with_jitter_seed(3)
+    ChatClient::new(
+        config,
+        ScriptedHttp::new(),
+        ManualClock::new(NOW),
+        InstantTimer::new(),
+    )
+    .with_jitter_seed(3)
 }
 
 fn question() -> ChatRequest {
     ChatRequest {
         messages: vec![
-            ChatMessage::new(Role::System, "Answer from the sources.\n[1] The café opens at 8."),
+            ChatMessage::new(
+                Role::System,
+                "Answer from the sources.\n[1] The café opens at 8.",
+            ),
             ChatMessage::new(Role::User, "When does the café open?"),
         ],
         max_tokens: Some(200),
@@ -75,7 +83,10 @@ fn asks_for_server_sent_events_with_usage_when_streaming() {
     assert_eq!(request.header("accept"), Some("text/event-stream"));
     let body = body(&request);
     assert_eq!(body["stream"], true);
-    assert_eq!(body["stream_options"], serde_json::json!({"include_usage": true}));
+    assert_eq!(
+        body["stream_options"],
+        serde_json::json!({"include_usage": true})
+    );
 }
 
 #[test]
@@ -117,7 +128,10 @@ fn keeps_an_answer_cut_by_max_tokens_and_says_why() {
     let answer = block_on(client.answer(&question())).unwrap();
     assert_eq!(answer.finish_reason, Some(FinishReason::Length));
     client.http().push(completion("At", "length"));
-    assert_eq!(block_on(client.complete(&question())).unwrap().content, "At");
+    assert_eq!(
+        block_on(client.complete(&question())).unwrap().content,
+        "At"
+    );
 }
 
 #[test]
@@ -197,11 +211,16 @@ fn a_stream_cut_before_done_fails_after_delivering_what_arrived() {
         "{error:?}"
     );
     assert_eq!(seen[0], StreamEvent::Content("The café".into()));
-    assert!(matches!(seen.last(), Some(StreamEvent::Failed(_))), "{seen:?}");
+    assert!(
+        matches!(seen.last(), Some(StreamEvent::Failed(_))),
+        "{seen:?}"
+    );
     assert_eq!(client.stats().failures, 1);
 
     // Cut inside a chunk: also an upstream error.
-    client.http().push(sse(&AZURE_STREAM[..AZURE_STREAM.find(" opens").unwrap()]));
+    client
+        .http()
+        .push(sse(&AZURE_STREAM[..AZURE_STREAM.find(" opens").unwrap()]));
     let error = block_on(client.stream(&question(), |_| {})).unwrap_err();
     assert!(matches!(error, Error::Upstream(_)), "{error:?}");
 }
@@ -213,7 +232,10 @@ fn accepts_a_plain_json_answer_to_a_streaming_request() {
     let mut seen = Vec::new();
     let answer = block_on(client.stream(&question(), |e| seen.push(e.clone()))).unwrap();
     assert_eq!(answer.content, "At 8 [1].");
-    assert_eq!(seen.first(), Some(&StreamEvent::Content("At 8 [1].".into())));
+    assert_eq!(
+        seen.first(),
+        Some(&StreamEvent::Content("At 8 [1].".into()))
+    );
     assert_eq!(seen.last(), Some(&StreamEvent::Done));
 }
 

@@ -24,7 +24,10 @@ fn unavailable_naming(result: Result<Option<AzureConfig>, Error>, name: &str) {
 
 #[test]
 fn is_offline_when_the_endpoint_or_the_key_is_empty_or_undefined() {
-    assert_eq!(block_on(AzureConfig::from_config(&MapConfig::new())), Ok(None));
+    assert_eq!(
+        block_on(AzureConfig::from_config(&MapConfig::new())),
+        Ok(None)
+    );
     let no_key = online().with(vars::API_KEY, "");
     assert_eq!(block_on(AzureConfig::from_config(&no_key)), Ok(None));
     let no_endpoint = online().with(vars::ENDPOINT, "  ");
@@ -33,7 +36,9 @@ fn is_offline_when_the_endpoint_or_the_key_is_empty_or_undefined() {
 
 #[test]
 fn reads_an_azure_config_with_defaults() {
-    let config = block_on(AzureConfig::from_config(&online())).unwrap().unwrap();
+    let config = block_on(AzureConfig::from_config(&online()))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         config.provider,
         Provider::Azure {
@@ -46,7 +51,10 @@ fn reads_an_azure_config_with_defaults() {
     assert_eq!(config.embedding_model, "text-embedding-3-small");
     assert_eq!(config.embedding_dimensions, None);
     assert_eq!(config.embedding_limits.max_inputs, 2048);
-    assert_eq!((config.embedding_timeout_ms, config.chat_timeout_ms), (30_000, 60_000));
+    assert_eq!(
+        (config.embedding_timeout_ms, config.chat_timeout_ms),
+        (30_000, 60_000)
+    );
 }
 
 #[test]
@@ -62,8 +70,14 @@ fn reads_the_optional_variables() {
     let config = block_on(AzureConfig::from_config(&vars)).unwrap().unwrap();
     assert_eq!(config.api_version, "2024-06-01");
     assert_eq!(config.embedding_dimensions, Some(512));
-    assert_eq!((config.embedding_timeout_ms, config.chat_timeout_ms), (5_000, 90_000));
-    assert_eq!((config.retry.budget_ms, config.retry.max_attempts), (120_000, 3));
+    assert_eq!(
+        (config.embedding_timeout_ms, config.chat_timeout_ms),
+        (5_000, 90_000)
+    );
+    assert_eq!(
+        (config.retry.budget_ms, config.retry.max_attempts),
+        (120_000, 3)
+    );
     assert_eq!(config.embedding_limits.max_request_tokens, 20_000);
     assert_eq!(config.embedding_cache_model(), "text-embedding-3-small@512");
 }
@@ -82,7 +96,9 @@ fn selects_an_openai_compatible_provider() {
         }
     );
     unavailable_naming(
-        block_on(AzureConfig::from_config(&online().with(vars::PROVIDER, "bedrock"))),
+        block_on(AzureConfig::from_config(
+            &online().with(vars::PROVIDER, "bedrock"),
+        )),
         vars::PROVIDER,
     );
 }
@@ -107,7 +123,10 @@ fn rejects_malformed_values_naming_the_variable() {
         (vars::EMBEDDING_BATCH_TOKENS, "100"),
     ];
     for (name, value) in cases {
-        unavailable_naming(block_on(AzureConfig::from_config(&online().with(name, value))), name);
+        unavailable_naming(
+            block_on(AzureConfig::from_config(&online().with(name, value))),
+            name,
+        );
     }
 }
 
@@ -116,7 +135,10 @@ fn refuses_dimensions_for_a_model_that_does_not_accept_them() {
     let vars = online()
         .with(vars::EMBEDDING_DEPLOYMENT, "embeddings-prod")
         .with(vars::EMBEDDING_DIMENSIONS, "256");
-    unavailable_naming(block_on(AzureConfig::from_config(&vars)), vars::EMBEDDING_MODEL);
+    unavailable_naming(
+        block_on(AzureConfig::from_config(&vars)),
+        vars::EMBEDDING_MODEL,
+    );
     let named = vars.with(vars::EMBEDDING_MODEL, "text-embedding-3-large");
     let config = block_on(AzureConfig::from_config(&named)).unwrap().unwrap();
     assert_eq!(config.embedding_dimensions, Some(256));
@@ -125,7 +147,9 @@ fn refuses_dimensions_for_a_model_that_does_not_accept_them() {
 
 #[test]
 fn never_shows_the_key_in_debug_output_or_errors() {
-    let config = block_on(AzureConfig::from_config(&online())).unwrap().unwrap();
+    let config = block_on(AzureConfig::from_config(&online()))
+        .unwrap()
+        .unwrap();
     let debug = format!("{config:?}");
     assert!(!debug.contains(KEY), "{debug}");
     assert!(debug.contains("[redacted]"), "{debug}");

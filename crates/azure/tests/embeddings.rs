@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{KEY, NOW, StallingHttp, TickingClock, azure_error, body, config, embeddings_answer, json, texts};
+use common::{
+    KEY, NOW, StallingHttp, TickingClock, azure_error, body, config, embeddings_answer, json, texts,
+};
 use futures::executor::block_on;
 use ragspin_azure::{AzureConfig, EmbeddingsClient};
 use ragspin_core::{Embedder, Error, HttpResponse, Usage};
@@ -11,8 +13,13 @@ use ragspin_testkit::{InstantTimer, ManualClock, ScriptedHttp};
 type Client = EmbeddingsClient<ScriptedHttp, ManualClock, InstantTimer>;
 
 fn client(config: &AzureConfig) -> Client {
-    EmbeddingsClient::new(config, ScriptedHttp::new(), ManualClock::new(NOW), InstantTimer::new())
-        .with_jitter_seed(1)
+    EmbeddingsClient::new(
+        config,
+        ScriptedHttp::new(),
+        ManualClock::new(NOW),
+        InstantTimer::new(),
+    )
+    .with_jitter_seed(1)
 }
 
 fn ok_for(n: usize) -> HttpResponse {
@@ -34,7 +41,11 @@ fn sends_one_request_per_2048_inputs() {
         .map(|r| body(r)["input"].as_array().unwrap().len())
         .collect();
     assert_eq!(sizes, [2048, 2048, 904]);
-    assert_eq!(vectors[2048], vec![0.0; 3], "second batch starts again at index 0");
+    assert_eq!(
+        vectors[2048],
+        vec![0.0; 3],
+        "second batch starts again at index 0"
+    );
     assert_eq!(vectors[2049], vec![1.0; 3]);
 }
 
@@ -44,7 +55,9 @@ fn splits_batches_by_the_per_request_token_budget() {
     config.embedding_limits.max_request_tokens = 10_000;
     let client = client(&config);
     // 4000 bytes = 1000 estimated tokens each: 10 fit a request.
-    let long: Vec<String> = (0..25).map(|i| format!("{i:04}{}", "x".repeat(3996))).collect();
+    let long: Vec<String> = (0..25)
+        .map(|i| format!("{i:04}{}", "x".repeat(3996)))
+        .collect();
     let plan = client.plan_batches(&long).unwrap();
     assert_eq!(plan, [0..10, 10..20, 20..25]);
 }
@@ -147,15 +160,26 @@ fn never_sends_dimensions_for_older_models() {
     config.embedding_deployment = "ada".into();
     config.embedding_model = "text-embedding-ada-002".into();
     config.embedding_dimensions = Some(256);
-    assert!(config.validate().is_err(), "the config is refused as a whole");
+    assert!(
+        config.validate().is_err(),
+        "the config is refused as a whole"
+    );
     let client = client(&config);
     let request = client.request_for(&texts(1)).unwrap();
-    assert_eq!(body(&request), serde_json::json!({"input": ["text number 0"]}));
+    assert_eq!(
+        body(&request),
+        serde_json::json!({"input": ["text number 0"]})
+    );
 }
 
 #[test]
 fn names_the_model_in_the_body_for_openai_compatible_servers() {
-    let config = AzureConfig::openai_compatible("http://127.0.0.1:11434", "tok-123456", "llama3", "nomic-embed-text");
+    let config = AzureConfig::openai_compatible(
+        "http://127.0.0.1:11434",
+        "tok-123456",
+        "llama3",
+        "nomic-embed-text",
+    );
     let client = client(&config);
     let request = client.request_for(&texts(1)).unwrap();
     assert_eq!(request.url, "http://127.0.0.1:11434/v1/embeddings");
@@ -181,7 +205,10 @@ fn waits_as_long_as_retry_after_ms_says_then_succeeds() {
     let stats = client.stats();
     assert_eq!((stats.calls, stats.retries, stats.waited_ms), (2, 1, 1250));
     let requests = client.http().requests();
-    assert_eq!(requests[0], requests[1], "the retry resends the same request");
+    assert_eq!(
+        requests[0], requests[1],
+        "the retry resends the same request"
+    );
 }
 
 #[test]
@@ -190,7 +217,9 @@ fn waits_retry_after_seconds_when_no_millisecond_hint_is_given() {
     client
         .http()
         .push(azure_error(429, "429", "slow down").with_header("Retry-After", "3"));
-    client.http().push(azure_error(503, "ServiceUnavailable", "busy").with_header("retry-after", "1"));
+    client
+        .http()
+        .push(azure_error(503, "ServiceUnavailable", "busy").with_header("retry-after", "1"));
     client.http().push(ok_for(1));
     block_on(client.embed(&texts(1))).unwrap();
     assert_eq!(client.timer().sleeps(), [3000, 1000]);
@@ -199,10 +228,18 @@ fn waits_retry_after_seconds_when_no_millisecond_hint_is_given() {
 #[test]
 fn backs_off_exponentially_with_jitter_when_the_server_gives_no_hint() {
     let client = client(&config());
-    client.http().push(azure_error(500, "InternalServerError", "oops"));
-    client.http().push(azure_error(503, "ServiceUnavailable", "busy"));
-    client.http().push(azure_error(500, "InternalServerError", "oops"));
-    client.http().push(azure_error(502, "BadGateway", "gateway"));
+    client
+        .http()
+        .push(azure_error(500, "InternalServerError", "oops"));
+    client
+        .http()
+        .push(azure_error(503, "ServiceUnavailable", "busy"));
+    client
+        .http()
+        .push(azure_error(500, "InternalServerError", "oops"));
+    client
+        .http()
+        .push(azure_error(502, "BadGateway", "gateway"));
     client.http().push(ok_for(1));
     block_on(client.embed(&texts(1))).unwrap();
     let sleeps = client.timer().sleeps();
@@ -220,7 +257,9 @@ fn caps_each_backoff_step() {
     config.retry.budget_ms = 1_000_000;
     let client = client(&config);
     for _ in 0..9 {
-        client.http().push(azure_error(500, "InternalServerError", "oops"));
+        client
+            .http()
+            .push(azure_error(500, "InternalServerError", "oops"));
     }
     client.http().push(ok_for(1));
     block_on(client.embed(&texts(1))).unwrap();
@@ -236,7 +275,9 @@ fn retries_transport_errors_and_timeouts() {
     client
         .http()
         .push_error(Error::Upstream("connection reset".into()));
-    client.http().push_error(Error::Timeout("read timed out".into()));
+    client
+        .http()
+        .push_error(Error::Timeout("read timed out".into()));
     client.http().push(ok_for(1));
     block_on(client.embed(&texts(1))).unwrap();
     assert_eq!(client.stats().calls, 3);
@@ -276,9 +317,11 @@ fn gives_up_with_a_timeout_error_when_every_attempt_times_out() {
 fn gives_up_after_max_attempts_as_unavailable_naming_the_status() {
     let client = client(&config());
     for _ in 0..5 {
-        client
-            .http()
-            .push(azure_error(503, "ServiceUnavailable", "The service is temporarily unable to process your request."));
+        client.http().push(azure_error(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unable to process your request.",
+        ));
     }
     let error = block_on(client.embed(&texts(1))).unwrap_err();
     let Error::Unavailable(message) = &error else {
@@ -295,9 +338,14 @@ fn gives_up_after_max_attempts_as_unavailable_naming_the_status() {
 #[test]
 fn gives_up_at_once_when_retry_after_exceeds_the_budget() {
     let client = client(&config());
-    client
-        .http()
-        .push(azure_error(429, "429", "Rate limit is exceeded. Try again in 86 seconds.").with_header("retry-after", "86"));
+    client.http().push(
+        azure_error(
+            429,
+            "429",
+            "Rate limit is exceeded. Try again in 86 seconds.",
+        )
+        .with_header("retry-after", "86"),
+    );
     client.http().push(ok_for(1));
     let error = block_on(client.embed(&texts(1))).unwrap_err();
     let Error::Unavailable(message) = &error else {
@@ -334,9 +382,14 @@ fn gives_up_at_once_when_even_one_backoff_step_exceeds_the_budget() {
     let mut config = config();
     config.retry.budget_ms = 40;
     let client = client(&config);
-    client.http().push(azure_error(500, "InternalServerError", "oops"));
+    client
+        .http()
+        .push(azure_error(500, "InternalServerError", "oops"));
     let error = block_on(client.embed(&texts(1))).unwrap_err();
-    assert!(matches!(&error, Error::Unavailable(m) if m.contains("budget")), "{error:?}");
+    assert!(
+        matches!(&error, Error::Unavailable(m) if m.contains("budget")),
+        "{error:?}"
+    );
     assert!(client.timer().sleeps().is_empty());
 }
 
@@ -350,14 +403,20 @@ fn counts_time_passing_on_the_clock_against_the_budget() {
         InstantTimer::new(),
     );
     for _ in 0..5 {
-        client.http().push(azure_error(500, "InternalServerError", "oops"));
+        client
+            .http()
+            .push(azure_error(500, "InternalServerError", "oops"));
     }
     let error = block_on(client.embed(&texts(1))).unwrap_err();
     assert!(
         matches!(&error, Error::Unavailable(m) if m.contains("60000 ms budget") && m.contains("2 attempts")),
         "{error:?}"
     );
-    assert_eq!(client.http().requests().len(), 2, "not the 5 attempts allowed");
+    assert_eq!(
+        client.http().requests().len(),
+        2,
+        "not the 5 attempts allowed"
+    );
 }
 
 #[test]
@@ -444,11 +503,16 @@ fn rejects_vectors_of_another_length_than_asked() {
 #[test]
 fn rejects_a_success_body_that_is_not_json() {
     let client = client(&config());
-    client
-        .http()
-        .push(HttpResponse::new(200, "text/html", "<html>proxy login</html>"));
+    client.http().push(HttpResponse::new(
+        200,
+        "text/html",
+        "<html>proxy login</html>",
+    ));
     let error = block_on(client.embed(&texts(1))).unwrap_err();
-    assert!(matches!(&error, Error::Upstream(m) if m.contains("malformed")), "{error:?}");
+    assert!(
+        matches!(&error, Error::Upstream(m) if m.contains("malformed")),
+        "{error:?}"
+    );
     assert_eq!(client.stats().failures, 1);
 }
 
@@ -468,12 +532,14 @@ fn retries_then_reports_rate_limiting_in_the_give_up_error() {
     let mut config = config();
     config.retry.max_attempts = 2;
     let client = client(&config);
-    client
-        .http()
-        .push(json(429, &serde_json::json!({"error": {"code": "429", "message": "limit"}})));
-    client
-        .http()
-        .push(json(429, &serde_json::json!({"error": {"code": "429", "message": "limit"}})));
+    client.http().push(json(
+        429,
+        &serde_json::json!({"error": {"code": "429", "message": "limit"}}),
+    ));
+    client.http().push(json(
+        429,
+        &serde_json::json!({"error": {"code": "429", "message": "limit"}}),
+    ));
     let error = block_on(client.embed(&texts(1))).unwrap_err();
     assert!(
         matches!(&error, Error::Unavailable(m) if m.contains("rate limiting") && m.contains("2 attempts")),

@@ -61,12 +61,20 @@ fn accepts_crlf_and_lone_cr_line_ends_even_when_crlf_is_split() {
     let crlf = AZURE_STREAM.replace('\n', "\r\n");
     let body = crlf.as_bytes();
     for split in 0..=body.len() {
-        assert_eq!(parse_in_pieces(body, &[split]), expected_azure_events(), "crlf split {split}");
+        assert_eq!(
+            parse_in_pieces(body, &[split]),
+            expected_azure_events(),
+            "crlf split {split}"
+        );
     }
     let cr = AZURE_STREAM.replace('\n', "\r");
     let body = cr.as_bytes();
     for split in (0..=body.len()).step_by(7) {
-        assert_eq!(parse_in_pieces(body, &[split]), expected_azure_events(), "cr split {split}");
+        assert_eq!(
+            parse_in_pieces(body, &[split]),
+            expected_azure_events(),
+            "cr split {split}"
+        );
     }
 }
 
@@ -96,7 +104,8 @@ fn strips_a_leading_byte_order_mark() {
 #[test]
 fn dispatches_a_last_event_that_lacks_its_blank_line_when_the_body_ends() {
     let mut parser = SseParser::new();
-    let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]";
+    let body =
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]";
     let mut events = parser.push(body);
     assert_eq!(events, [StreamEvent::Content("hi".into())]);
     events = parser.finish();
@@ -142,7 +151,9 @@ fn follows_only_choice_zero_and_keeps_unknown_finish_reasons() {
 #[test]
 fn ignores_everything_after_done() {
     let mut parser = SseParser::new();
-    let events = parser.push(b"data: [DONE]\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n");
+    let events = parser.push(
+        b"data: [DONE]\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n",
+    );
     assert_eq!(events, [StreamEvent::Done]);
     assert!(parser.is_done());
     assert!(parser.push(b"data: garbage\n\n").is_empty());
@@ -155,7 +166,9 @@ fn fails_on_a_chunk_that_is_not_json_and_then_stays_silent() {
     let events = parser.push(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {oops\n\ndata: [DONE]\n\n");
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0], StreamEvent::Content("a".into()));
-    assert!(matches!(&events[1], StreamEvent::Failed(Error::Upstream(m)) if m.contains("not valid JSON")));
+    assert!(
+        matches!(&events[1], StreamEvent::Failed(Error::Upstream(m)) if m.contains("not valid JSON"))
+    );
     assert!(parser.finish().is_empty());
 }
 
@@ -166,7 +179,9 @@ fn fails_on_an_error_object_in_the_stream() {
         &[],
     );
     assert_eq!(events.len(), 1);
-    assert!(matches!(&events[0], StreamEvent::Failed(Error::Upstream(m)) if m.contains("server_error")));
+    assert!(
+        matches!(&events[0], StreamEvent::Failed(Error::Upstream(m)) if m.contains("server_error"))
+    );
 }
 
 #[test]
@@ -179,7 +194,8 @@ fn a_stream_that_ends_without_done_fails() {
 
 #[test]
 fn reassembles_a_character_split_between_pieces() {
-    let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"日本\"}}]}\n\ndata: [DONE]\n\n";
+    let body =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"日本\"}}]}\n\ndata: [DONE]\n\n";
     let bytes = body.as_bytes();
     let inside = body.find('日').unwrap() + 1;
     assert_eq!(

@@ -6,9 +6,20 @@ fn main() {
     let t = std::time::Instant::now();
     match ragspin_docs::parse(&bytes, format, &Default::default()) {
         Ok(doc) => {
-            println!("title={:?} sections={} chars={} in {:?}", doc.title, doc.sections.len(), doc.text.chars().count(), t.elapsed());
+            println!(
+                "title={:?} sections={} chars={} in {:?}",
+                doc.title,
+                doc.sections.len(),
+                doc.text.chars().count(),
+                t.elapsed()
+            );
             for s in doc.sections.iter().take(100000) {
-                println!("--- page {:?} path {:?}\n{}", s.page, s.heading_path, s.text.chars().take(n).collect::<String>());
+                println!(
+                    "--- page {:?} path {:?}\n{}",
+                    s.page,
+                    s.heading_path,
+                    s.text.chars().take(n).collect::<String>()
+                );
             }
         }
         Err(e) => println!("error: {e}"),

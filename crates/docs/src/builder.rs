@@ -138,7 +138,12 @@ mod tests {
         let doc = b.finish().unwrap();
         assert_eq!(doc.sections.len(), 2);
         for s in &doc.sections {
-            let span: String = doc.text.chars().skip(s.start).take(s.end - s.start).collect();
+            let span: String = doc
+                .text
+                .chars()
+                .skip(s.start)
+                .take(s.end - s.start)
+                .collect();
             assert_eq!(span, s.text);
         }
     }

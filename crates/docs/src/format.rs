@@ -118,8 +118,11 @@ impl Format {
             "application/pdf" | "application/x-pdf" => Format::Pdf,
             "text/csv" | "application/csv" | "text/tab-separated-values" => Format::Csv,
             "application/json" | "text/json" => Format::Json,
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-            | "application/x-jsonlines" | "application/jsonlines" => Format::Jsonl,
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines" => Format::Jsonl,
             _ => return None,
         })
     }

@@ -256,7 +256,11 @@ impl State {
             self.in_title = false;
             return;
         }
-        if let Some(pos) = self.dropped.iter().rposition(|open| open.as_slice() == name) {
+        if let Some(pos) = self
+            .dropped
+            .iter()
+            .rposition(|open| open.as_slice() == name)
+        {
             self.dropped.truncate(pos);
             return;
         }
@@ -388,7 +392,10 @@ fn heading_level(name: &[u8]) -> Option<u8> {
 /// Whether the last line is only a list marker (`- `, `  3. `).
 fn ends_with_marker(buf: &str) -> bool {
     let line = buf.rsplit('\n').next().unwrap_or_default().trim_start();
-    line == "- " || line.strip_suffix(". ").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    line == "- "
+        || line
+            .strip_suffix(". ")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn collapse(text: &str) -> String {

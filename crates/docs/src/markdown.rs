@@ -271,17 +271,15 @@ mod tests {
         let got = sections(
             "- **Fast** start\n- see [the docs](https://x.invalid)\n  - nested\n\n3. three\n4. four\n\n- [x] done\n",
         );
-        assert_eq!(
-            got[0].1,
-            "- Fast start\n- see the docs\n  - nested"
-        );
+        assert_eq!(got[0].1, "- Fast start\n- see the docs\n  - nested");
         assert_eq!(got[1].1, "3. three\n4. four");
         assert_eq!(got[2].1, "- [x] done");
     }
 
     #[test]
     fn ignores_front_matter_but_takes_its_title() {
-        let doc = parse(b"---\ntitle: \"The Guide\"\ntags: [a]\n---\n\n# Heading\n\nBody.").unwrap();
+        let doc =
+            parse(b"---\ntitle: \"The Guide\"\ntags: [a]\n---\n\n# Heading\n\nBody.").unwrap();
         assert_eq!(doc.title.as_deref(), Some("The Guide"));
         assert_eq!(doc.sections.len(), 1);
         assert!(!doc.text.contains("tags"));
@@ -298,6 +296,9 @@ mod tests {
     #[test]
     fn drops_raw_html_and_heading_attributes() {
         let got = sections("# Title {#anchor}\n\n<div>\nhidden\n</div>\n\nText <b>bold</b>.");
-        assert_eq!(got, vec![(vec!["Title".to_owned()], "Text bold.".to_owned())]);
+        assert_eq!(
+            got,
+            vec![(vec!["Title".to_owned()], "Text bold.".to_owned())]
+        );
     }
 }

@@ -281,7 +281,12 @@ impl<'a> Records<'a> {
                 .text_fields
                 .iter()
                 .map(|f| ("text_fields", f))
-                .chain(mapping.metadata_fields.iter().map(|f| ("metadata_fields", f)))
+                .chain(
+                    mapping
+                        .metadata_fields
+                        .iter()
+                        .map(|f| ("metadata_fields", f)),
+                )
                 .chain(mapping.id_field.iter().map(|f| ("id_field", f)));
             for ((setting, path), seen) in fields.zip(&self.seen) {
                 if !seen {
@@ -476,7 +481,11 @@ mod tests {
     fn rejects_mapped_columns_missing_from_the_header() {
         let err = parse_csv(b"a,b\n1,2\n", &mapping(&["review"], &[], None)).unwrap_err();
         assert_eq!(ragspin_core::status_for(&err), 422);
-        assert!(err.to_string().starts_with("text_fields: column \"review\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("text_fields: column \"review\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -485,7 +494,11 @@ mod tests {
                        {"id": 8, "title": "Aurora", "specs": {"battery": null}}]"#;
         let doc = parse_json(
             json,
-            &mapping(&["title", "specs.battery", "tags"], &["specs.price"], Some("id")),
+            &mapping(
+                &["title", "specs.battery", "tags"],
+                &["specs.price"],
+                Some("id"),
+            ),
         )
         .unwrap();
         assert_eq!(
@@ -512,9 +525,15 @@ mod tests {
     #[test]
     fn rejects_json_that_is_not_records() {
         let err = parse_json(b"[1, 2]", &FieldMapping::default()).unwrap_err();
-        assert_eq!(err.to_string(), "content: record 1 is a number, expected an object");
+        assert_eq!(
+            err.to_string(),
+            "content: record 1 is a number, expected an object"
+        );
         let err = parse_json(b"{\"a\": ", &FieldMapping::default()).unwrap_err();
-        assert!(err.to_string().starts_with("content: invalid JSON: "), "{err}");
+        assert!(
+            err.to_string().starts_with("content: invalid JSON: "),
+            "{err}"
+        );
         let err = parse_json(b"[]", &FieldMapping::default()).unwrap_err();
         assert_eq!(ragspin_core::status_for(&err), 422);
     }
@@ -534,8 +553,8 @@ mod tests {
         let doc = parse_jsonl(jsonl, &mapping(&["t"], &[], None)).unwrap();
         assert_eq!(doc.sections.len(), 2);
         assert_eq!(doc.sections[1].metadata["line"], json!(3));
-        let err = parse_jsonl(b"{\"t\": \"one\"}\n{\"t\": }\n", &FieldMapping::default())
-            .unwrap_err();
+        let err =
+            parse_jsonl(b"{\"t\": \"one\"}\n{\"t\": }\n", &FieldMapping::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "content: JSON Lines line 2, column 7: expected value"

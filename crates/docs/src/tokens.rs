@@ -103,7 +103,11 @@ pub fn estimate_tokens(text: &str) -> usize {
                 chars.next();
                 run += 1;
             }
-            tokens += if same { run.div_ceil(4) } else { run.div_ceil(2) };
+            tokens += if same {
+                run.div_ceil(4)
+            } else {
+                run.div_ceil(2)
+            };
             prev_letter = false;
             continue;
         }

@@ -19,7 +19,10 @@ fn parse_fixture(name: &str, mapping: &FieldMapping) -> ParsedDocument {
 #[test]
 fn markdown_guide_keeps_heading_paths_code_and_tables() {
     let doc = parse_fixture("guide.md", &FieldMapping::default());
-    assert_eq!(doc.title.as_deref(), Some("Lumen Sync — Administrator Guide"));
+    assert_eq!(
+        doc.title.as_deref(),
+        Some("Lumen Sync — Administrator Guide")
+    );
     let paths: Vec<Vec<&str>> = doc
         .sections
         .iter()
@@ -39,8 +42,15 @@ fn markdown_guide_keeps_heading_paths_code_and_tables() {
         .iter()
         .find(|s| s.text.starts_with("setting | default | meaning"))
         .unwrap();
-    assert!(table.text.contains("\nlisten | 0.0.0.0:7443 | address the service accepts peers on"));
-    assert!(!doc.text.contains("tags: [sync, admin]"), "front matter is dropped");
+    assert!(
+        table
+            .text
+            .contains("\nlisten | 0.0.0.0:7443 | address the service accepts peers on")
+    );
+    assert!(
+        !doc.text.contains("tags: [sync, admin]"),
+        "front matter is dropped"
+    );
     assert!(doc.sections.iter().all(|s| !s.atomic && s.page.is_none()));
 }
 
@@ -51,8 +61,20 @@ fn html_page_keeps_main_content_and_drops_chrome() {
         doc.title.as_deref(),
         Some("Battery care & charging — Aurora X2 Support")
     );
-    for dropped in ["dataLayer", "font-family", "Phones", "Save 20%", "Privacy", "Enable JavaScript", "Support\n"] {
-        assert!(!doc.text.contains(dropped), "{dropped:?} leaked into {:?}", doc.text);
+    for dropped in [
+        "dataLayer",
+        "font-family",
+        "Phones",
+        "Save 20%",
+        "Privacy",
+        "Enable JavaScript",
+        "Support\n",
+    ] {
+        assert!(
+            !doc.text.contains(dropped),
+            "{dropped:?} leaked into {:?}",
+            doc.text
+        );
     }
     let wireless = doc
         .sections
@@ -113,7 +135,10 @@ fn json_products_use_dot_paths_and_type_numeric_strings() {
         Value::Object(doc.sections[1].metadata.clone()),
         json!({"price": 349.0, "category": "headphones", "in_stock": false, "record_id": "PANC-1", "record": 2})
     );
-    assert_eq!(doc.sections[2].text, "name: Nimbus 14\nspecs.battery: 12 hours of browsing");
+    assert_eq!(
+        doc.sections[2].text,
+        "name: Nimbus 14\nspecs.battery: 12 hours of browsing"
+    );
 }
 
 #[test]
@@ -145,7 +170,10 @@ fn pdf_pages_come_out_in_order_with_their_page_numbers() {
                 Some(1),
                 "Field Manual\nChapter 1.\n\nThe café opens at “seven” sharp.\nBring a torch and spare batteries.\n\nSecond paragraph on page one."
             ),
-            (Some(2), "Page two uses a CID font.\nBattery life: 12 hours."),
+            (
+                Some(2),
+                "Page two uses a CID font.\nBattery life: 12 hours."
+            ),
             // Page 3 has no text: no section, but page 4 keeps its number.
             (Some(4), "Text inside a form XObject on page four."),
         ]
@@ -165,14 +193,19 @@ fn pdf_fixture_file_is_what_the_generator_writes() {
 
 #[test]
 fn pdf_without_text_or_pages_is_rejected_clearly() {
-    let no_pages = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF";
+    let no_pages =
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF";
     let err = parse(no_pages, Format::Pdf, &FieldMapping::default()).unwrap_err();
-    assert_eq!(err, Error::bad_field("content", "malformed PDF: no pages found"));
+    assert_eq!(
+        err,
+        Error::bad_field("content", "malformed PDF: no pages found")
+    );
     let blank = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n3 0 obj << /Type /Page /Parent 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF";
     let err = parse(blank, Format::Pdf, &FieldMapping::default()).unwrap_err();
     assert_eq!(status_for(&err), 422);
     assert!(err.to_string().contains("document has no text"), "{err}");
-    let encrypted = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R /Encrypt 2 0 R >>";
+    let encrypted =
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R /Encrypt 2 0 R >>";
     let err = parse(encrypted, Format::Pdf, &FieldMapping::default()).unwrap_err();
     assert!(err.to_string().contains("encrypted"), "{err}");
     assert_eq!(status_for(&err), 400);
@@ -189,7 +222,10 @@ fn empty_documents_have_no_text_in_every_format() {
         };
         let err = parse(bytes, format, &FieldMapping::default()).unwrap_err();
         assert_eq!(status_for(&err), 422, "{format:?}: {err}");
-        assert!(err.to_string().contains("document has no text"), "{format:?}: {err}");
+        assert!(
+            err.to_string().contains("document has no text"),
+            "{format:?}: {err}"
+        );
     }
 }
 
@@ -198,6 +234,9 @@ fn invalid_utf8_is_a_bad_request_for_every_text_format() {
     for format in Format::ALL.into_iter().filter(|f| *f != Format::Pdf) {
         let err = parse(b"ok \xff\xfe not", format, &FieldMapping::default()).unwrap_err();
         assert_eq!(status_for(&err), 400, "{format:?}");
-        assert!(err.to_string().contains("not valid UTF-8"), "{format:?}: {err}");
+        assert!(
+            err.to_string().contains("not valid UTF-8"),
+            "{format:?}: {err}"
+        );
     }
 }

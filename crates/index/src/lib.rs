@@ -27,6 +27,7 @@ pub mod api;
 pub mod model;
 pub mod multipart;
 pub mod schema;
+pub mod search;
 pub mod service;
 pub mod vectors;
 

@@ -319,14 +319,23 @@ pub fn handle(state: &State, request: &Request) -> Reply {
     let body: serde_json::Map<String, Value> = match serde_json::from_slice(&request.body) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return invalid("The request body must be a JSON object."),
-        Err(e) => return invalid(&format!("We could not parse the JSON body of your request. ({e})")),
+        Err(e) => {
+            return invalid(&format!(
+                "We could not parse the JSON body of your request. ({e})"
+            ));
+        }
     };
     let name = match deployment {
         Some(name) => name.to_owned(),
         None => match body.get("model").and_then(Value::as_str) {
             Some(model) => model.to_owned(),
             None => {
-                return openai_error(400, None, "you must provide a model parameter", Some("model"));
+                return openai_error(
+                    400,
+                    None,
+                    "you must provide a model parameter",
+                    Some("model"),
+                );
             }
         },
     };
@@ -348,7 +357,8 @@ pub fn handle(state: &State, request: &Request) -> Reply {
     };
     let kind_ok = matches!(
         (&deployment.kind, route),
-        (DeploymentKind::Embeddings { .. }, Route::Embeddings) | (DeploymentKind::Chat, Route::Chat)
+        (DeploymentKind::Embeddings { .. }, Route::Embeddings)
+            | (DeploymentKind::Chat, Route::Chat)
     );
     if !kind_ok {
         return azure_error(
@@ -446,7 +456,9 @@ fn fault_reply(fault: &Fault, route: Route, api_version: &str) -> Reply {
         fault.message.as_deref().unwrap_or(&message),
     );
     if let Some(ms) = fault.retry_after_ms {
-        reply.headers.push(("retry-after-ms".into(), ms.to_string()));
+        reply
+            .headers
+            .push(("retry-after-ms".into(), ms.to_string()));
     }
     if let Some(s) = fault.retry_after_s {
         reply.headers.push(("retry-after".into(), s.to_string()));
@@ -462,7 +474,11 @@ fn unknown_argument(body: &serde_json::Map<String, Value>, allowed: &[&str]) -> 
         .map(|k| invalid(&format!("Unrecognized request argument supplied: {k}")))
 }
 
-fn embeddings(state: &State, deployment: &Deployment, body: &serde_json::Map<String, Value>) -> Reply {
+fn embeddings(
+    state: &State,
+    deployment: &Deployment,
+    body: &serde_json::Map<String, Value>,
+) -> Reply {
     if let Some(reply) = unknown_argument(body, EMBEDDING_ARGS) {
         return reply;
     }
@@ -595,7 +611,12 @@ fn parse_chat(body: &serde_json::Map<String, Value>, api_version: &str) -> Resul
         return Err(reply);
     }
     let Some(Value::Array(raw)) = body.get("messages") else {
-        return Err(openai_error(400, None, "'messages' is a required property", Some("messages")));
+        return Err(openai_error(
+            400,
+            None,
+            "'messages' is a required property",
+            Some("messages"),
+        ));
     };
     if raw.is_empty() {
         return Err(invalid("'$.messages' must contain at least one message."));
@@ -635,7 +656,9 @@ fn parse_chat(body: &serde_json::Map<String, Value>, api_version: &str) -> Resul
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_f64() {
                 Some(x) if (min..=max).contains(&x) => Ok(Some(x)),
-                _ => Err(invalid(&format!("'$.{name}' must be a number from {min} to {max}."))),
+                _ => Err(invalid(&format!(
+                    "'$.{name}' must be a number from {min} to {max}."
+                ))),
             },
         }
     };
@@ -650,7 +673,10 @@ fn parse_chat(body: &serde_json::Map<String, Value>, api_version: &str) -> Resul
             _ => return Err(invalid("'$.n' must be an integer from 1 to 128.")),
         },
     };
-    let max_tokens = match body.get("max_tokens").or_else(|| body.get("max_completion_tokens")) {
+    let max_tokens = match body
+        .get("max_tokens")
+        .or_else(|| body.get("max_completion_tokens"))
+    {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64() {
             Some(m) if m >= 1 => Some(m),
@@ -660,10 +686,12 @@ fn parse_chat(body: &serde_json::Map<String, Value>, api_version: &str) -> Resul
     let stop = match body.get("stop") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if items.len() <= 4 && items.iter().all(Value::is_string) => items
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) if items.len() <= 4 && items.iter().all(Value::is_string) => {
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        }
         Some(_) => return Err(invalid("'$.stop' must be a string or up to 4 strings.")),
     };
     let stream = match body.get("stream") {
@@ -683,13 +711,17 @@ fn parse_chat(body: &serde_json::Map<String, Value>, api_version: &str) -> Resul
         }
         Some(Value::Object(options)) => {
             if let Some(k) = options.keys().find(|k| k.as_str() != "include_usage") {
-                return Err(invalid(&format!("Unrecognized stream_options argument: {k}")));
+                return Err(invalid(&format!(
+                    "Unrecognized stream_options argument: {k}"
+                )));
             }
             match options.get("include_usage") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
                 Some(_) => {
-                    return Err(invalid("'$.stream_options.include_usage' must be a boolean."));
+                    return Err(invalid(
+                        "'$.stream_options.include_usage' must be a boolean.",
+                    ));
                 }
             }
         }
@@ -750,7 +782,9 @@ fn chat(
     if let Some(max) = args.max_tokens
         && u64::from(model::estimate_tokens(&content)) > max
     {
-        let mut end = usize::try_from(max.saturating_mul(4)).unwrap_or(usize::MAX).min(content.len());
+        let mut end = usize::try_from(max.saturating_mul(4))
+            .unwrap_or(usize::MAX)
+            .min(content.len());
         while !content.is_char_boundary(end) {
             end -= 1;
         }
@@ -819,19 +853,25 @@ fn chat(
     };
     for index in 0..args.n {
         events.push(chunk(
-            json!([with_filter(json!({"index": index, "finish_reason": null, "logprobs": null,
-                "delta": {"role": "assistant", "content": "", "refusal": null}}))]),
+            json!([with_filter(
+                json!({"index": index, "finish_reason": null, "logprobs": null,
+                "delta": {"role": "assistant", "content": "", "refusal": null}})
+            )]),
             Value::Null,
         ));
         for piece in pieces(&content) {
             events.push(chunk(
-                json!([with_filter(json!({"index": index, "finish_reason": null, "logprobs": null,
-                    "delta": {"content": piece}}))]),
+                json!([with_filter(
+                    json!({"index": index, "finish_reason": null, "logprobs": null,
+                    "delta": {"content": piece}})
+                )]),
                 Value::Null,
             ));
         }
         events.push(chunk(
-            json!([with_filter(json!({"index": index, "finish_reason": finish, "logprobs": null, "delta": {}}))]),
+            json!([with_filter(
+                json!({"index": index, "finish_reason": finish, "logprobs": null, "delta": {}})
+            )]),
             Value::Null,
         ));
     }
@@ -875,11 +915,15 @@ fn admin_route(state: &State, admin: &str, request: &Request) -> Reply {
                     .collect::<Result<_, _>>()
                 {
                     Ok(faults) => faults,
-                    Err(e) => return azure_error(400, "BadRequest", &format!("invalid fault: {e}")),
+                    Err(e) => {
+                        return azure_error(400, "BadRequest", &format!("invalid fault: {e}"));
+                    }
                 },
                 Ok(one) => match serde_json::from_value(one) {
                     Ok(fault) => vec![fault],
-                    Err(e) => return azure_error(400, "BadRequest", &format!("invalid fault: {e}")),
+                    Err(e) => {
+                        return azure_error(400, "BadRequest", &format!("invalid fault: {e}"));
+                    }
                 },
                 Err(e) => return azure_error(400, "BadRequest", &format!("invalid JSON: {e}")),
             };

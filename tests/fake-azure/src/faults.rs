@@ -224,7 +224,13 @@ mod tests {
             r#"{"route":"embeddings","status":429,"retry_after_ms":50,"times":2}"#,
         )
         .unwrap();
-        assert_eq!(f, Fault::status(429).on(Route::Embeddings).retry_after_ms(50).times(2));
+        assert_eq!(
+            f,
+            Fault::status(429)
+                .on(Route::Embeddings)
+                .retry_after_ms(50)
+                .times(2)
+        );
         let f: Fault = serde_json::from_str(r#"{"status":500,"after_calls":3}"#).unwrap();
         assert_eq!(f, Fault::status(500).after_calls(3));
         let f: Fault = serde_json::from_str(r#"{"delay_ms":2000}"#).unwrap();

@@ -274,7 +274,10 @@ mod tests {
     #[test]
     fn finds_numbered_sources_in_system_and_user_messages() {
         let messages = [
-            msg("system", "Use the sources.\n[1] First fact.\n  [2]  Second fact.  \n[x] not a source"),
+            msg(
+                "system",
+                "Use the sources.\n[1] First fact.\n  [2]  Second fact.  \n[x] not a source",
+            ),
             msg("assistant", "[3] assistants do not provide sources"),
             msg("user", "[4] Fourth fact.\nWhat is the fact?"),
         ];

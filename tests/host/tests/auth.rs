@@ -58,9 +58,9 @@ fn app_with_guarded() -> HostOptions {
 }
 
 fn host_with(vars: &[(&str, &str)]) -> RunningHost {
-    let options = vars
-        .iter()
-        .fold(app_with_guarded(), |o, (name, value)| o.variable(name, value));
+    let options = vars.iter().fold(app_with_guarded(), |o, (name, value)| {
+        o.variable(name, value)
+    });
     start(options)
 }
 
@@ -112,7 +112,13 @@ fn bearer(token: &str) -> String {
 }
 
 fn get(host: &RunningHost, path: &str, token: &str) -> Reply {
-    send(host, "GET", path, &[("authorization", bearer(token).as_bytes())], None)
+    send(
+        host,
+        "GET",
+        path,
+        &[("authorization", bearer(token).as_bytes())],
+        None,
+    )
 }
 
 fn post(host: &RunningHost, path: &str, token: Option<&str>, body: &Value) -> Reply {
@@ -321,9 +327,8 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
     let f = fixture(&host);
     let h = &host;
     let me = |token: String| move || get(h, "/auth/me", &token);
-    let guarded = |path: &'static str, token: String| {
-        move || post(h, path, Some(&token), &json!({}))
-    };
+    let guarded =
+        |path: &'static str, token: String| move || post(h, path, Some(&token), &json!({}));
     let admin_sid = sid_of(&f.admin);
     let good = f.admin.clone();
     let tampered_signature = {
@@ -337,7 +342,12 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
         let mut evil = claims(&sid_of(&f.reader));
         evil.sub = "rita".into();
         let forged = sign(&evil, b"whatever-key-whatever-key-whatever").unwrap();
-        format!("{}.{}.{}", parts[0], forged.split('.').nth(1).unwrap(), parts[2])
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            forged.split('.').nth(1).unwrap(),
+            parts[2]
+        )
     };
     let payload = serde_json::to_vec(&claims(&admin_sid)).unwrap();
     let alg_none = {
@@ -349,7 +359,11 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
             e.encode(&payload)
         )
     };
-    let hs512 = sign_raw(br#"{"alg":"HS512","typ":"JWT"}"#, &payload, SECRET.as_bytes());
+    let hs512 = sign_raw(
+        br#"{"alg":"HS512","typ":"JWT"}"#,
+        &payload,
+        SECRET.as_bytes(),
+    );
     let other_key = sign(&claims(&admin_sid), b"another-secret-another-secret-0123").unwrap();
     let expired = {
         let mut c = claims(&admin_sid);
@@ -383,17 +397,36 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
         ("tampered payload", 401, Box::new(me(tampered_payload))),
         ("alg none", 401, Box::new(me(alg_none))),
         ("HS512 header", 401, Box::new(me(hs512))),
-        ("HS256 signed with another key", 401, Box::new(me(other_key))),
+        (
+            "HS256 signed with another key",
+            401,
+            Box::new(me(other_key)),
+        ),
         ("expired token", 401, Box::new(me(expired))),
         ("not yet valid token", 401, Box::new(me(not_yet))),
         ("wrong audience", 401, Box::new(me(wrong_aud))),
         ("wrong issuer", 401, Box::new(me(wrong_iss))),
-        ("session that never existed", 401, Box::new(me(unknown_session))),
-        ("revoked session (logged out)", 401, Box::new(me(f.logged_out.clone()))),
+        (
+            "session that never existed",
+            401,
+            Box::new(me(unknown_session)),
+        ),
+        (
+            "revoked session (logged out)",
+            401,
+            Box::new(me(f.logged_out.clone())),
+        ),
         (
             "refresh-token reuse",
             401,
-            Box::new(|| post(h, "/auth/refresh", None, &json!({"refresh_token": f.reused_refresh}))),
+            Box::new(|| {
+                post(
+                    h,
+                    "/auth/refresh",
+                    None,
+                    &json!({"refresh_token": f.reused_refresh}),
+                )
+            }),
         ),
         (
             "access token of a family revoked by reuse",
@@ -434,12 +467,28 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
         (
             "malformed Authorization (Basic scheme)",
             401,
-            Box::new(|| send(h, "GET", "/auth/me", &[("authorization", b"Basic YWRtaW46YWRtaW4=")], None)),
+            Box::new(|| {
+                send(
+                    h,
+                    "GET",
+                    "/auth/me",
+                    &[("authorization", b"Basic YWRtaW46YWRtaW4=")],
+                    None,
+                )
+            }),
         ),
         (
             "non-UTF-8 Authorization header",
             400,
-            Box::new(|| send(h, "GET", "/auth/me", &[("authorization", b"Bearer \xff\xfe\xfd")], None)),
+            Box::new(|| {
+                send(
+                    h,
+                    "GET",
+                    "/auth/me",
+                    &[("authorization", b"Bearer \xff\xfe\xfd")],
+                    None,
+                )
+            }),
         ),
         (
             "Authorization and X-API-Key together",
@@ -458,7 +507,11 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
             }),
         ),
         ("oversized token", 401, Box::new(me(oversized))),
-        ("API key of a disabled user", 401, Box::new(me(f.disabled_user_key.clone()))),
+        (
+            "API key of a disabled user",
+            401,
+            Box::new(me(f.disabled_user_key.clone())),
+        ),
         ("revoked API key", 401, Box::new(me(f.revoked_key.clone()))),
         ("forged API key", 401, Box::new(me(forged_key))),
         (
@@ -493,7 +546,11 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
             401,
             Box::new(|| login(h, "admin' OR '1'='1' --", "anything")),
         ),
-        ("unknown username", 401, Box::new(|| login(h, "nobody", "anything"))),
+        (
+            "unknown username",
+            401,
+            Box::new(|| login(h, "nobody", "anything")),
+        ),
         ("empty password", 400, Box::new(|| login(h, "admin", ""))),
         (
             "login body that is not JSON",
@@ -546,9 +603,9 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
             .as_ref()
             .and_then(|b| b["error"]["code"].as_str())
             .map(str::to_owned);
-        let message_ok = body
-            .as_ref()
-            .is_some_and(|b| b["error"]["message"].is_string() && b.as_object().unwrap().len() == 1);
+        let message_ok = body.as_ref().is_some_and(|b| {
+            b["error"]["message"].is_string() && b.as_object().unwrap().len() == 1
+        });
         let expected_code = match expected {
             400 => "bad_request",
             401 => "unauthorized",
@@ -566,7 +623,9 @@ fn hostile_requests_get_4xx_json_errors_and_leak_nothing() {
         assert_nothing_leaks(name, &reply, &credentials);
         if reply.status == 401 {
             assert!(
-                reply.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+                reply
+                    .header("www-authenticate")
+                    .is_some_and(|v| v.starts_with("Bearer")),
                 "{name}: 401 without a Bearer challenge"
             );
         }
@@ -620,7 +679,10 @@ fn each_principal_is_rate_limited() {
     let host = host_with(&[("rate_limit_per_minute", "3")]);
     let (admin, _) = tokens(&host, "admin", ADMIN_PASSWORD);
     for _ in 0..3 {
-        assert_eq!(post(&host, "/guarded/docs/query", Some(&admin), &json!({})).status, 200);
+        assert_eq!(
+            post(&host, "/guarded/docs/query", Some(&admin), &json!({})).status,
+            200
+        );
     }
     let limited = post(&host, "/guarded/docs/query", Some(&admin), &json!({}));
     assert_eq!(limited.status, 429, "{}", limited.text);
@@ -646,7 +708,12 @@ fn login_query_refresh_logout_then_the_token_is_refused() {
     assert_eq!(query.json()["username"], "rita");
     assert_eq!(query.json()["role"], "reader");
 
-    let rotated = post(&host, "/auth/refresh", None, &json!({"refresh_token": refresh}));
+    let rotated = post(
+        &host,
+        "/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh}),
+    );
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     let access2 = rotated.json()["access_token"].as_str().unwrap().to_owned();
     let refresh2 = rotated.json()["refresh_token"].as_str().unwrap().to_owned();
@@ -660,7 +727,12 @@ fn login_query_refresh_logout_then_the_token_is_refused() {
         let refused = post(&host, "/guarded/docs/query", Some(token), &json!({}));
         assert_eq!(refused.status, 401, "{}", refused.text);
     }
-    let refused = post(&host, "/auth/refresh", None, &json!({"refresh_token": refresh2}));
+    let refused = post(
+        &host,
+        "/auth/refresh",
+        None,
+        &json!({"refresh_token": refresh2}),
+    );
     assert_eq!(refused.status, 401);
 }
 
@@ -723,8 +795,19 @@ fn auth_refuses_to_serve_without_a_secret_and_readyz_says_why() {
     let host = start(options);
     let reply = login(&host, "admin", ADMIN_PASSWORD);
     assert_eq!(reply.status, 503, "{}", reply.text);
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("jwt_secret"));
-    let guarded = send(&host, "POST", "/guarded/docs/query", &[("authorization", b"Bearer x.y.z")], None);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("jwt_secret")
+    );
+    let guarded = send(
+        &host,
+        "POST",
+        "/guarded/docs/query",
+        &[("authorization", b"Bearer x.y.z")],
+        None,
+    );
     assert_eq!(guarded.status, 503, "protected routes fail closed");
     let ready = send(&host, "GET", "/readyz", &[], None);
     assert!(ready.text.contains("jwt_secret"), "{}", ready.text);
@@ -748,7 +831,10 @@ fn cors_preflight_from_an_allowed_origin_gets_204_and_headers() {
             &[
                 ("origin", b"https://app.example.com"),
                 ("access-control-request-method", b"POST"),
-                ("access-control-request-headers", b"authorization, content-type"),
+                (
+                    "access-control-request-headers",
+                    b"authorization, content-type",
+                ),
             ],
             None,
         );
@@ -757,7 +843,12 @@ fn cors_preflight_from_an_allowed_origin_gets_204_and_headers() {
             reply.header("access-control-allow-origin"),
             Some("https://app.example.com")
         );
-        assert!(reply.header("access-control-allow-headers").unwrap().contains("authorization"));
+        assert!(
+            reply
+                .header("access-control-allow-headers")
+                .unwrap()
+                .contains("authorization")
+        );
         assert!(reply.header("access-control-allow-credentials").is_none());
     }
     let (admin, _) = tokens(&host, "admin", ADMIN_PASSWORD);
@@ -771,7 +862,10 @@ fn cors_preflight_from_an_allowed_origin_gets_204_and_headers() {
         ],
         None,
     );
-    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let foreign = send(
         &host,
@@ -791,13 +885,17 @@ fn cors_preflight_from_an_allowed_origin_gets_204_and_headers() {
 fn a_failing_kv_store_is_a_json_500_without_details() {
     let host = host_with(&[]);
     let (admin, _) = tokens(&host, "admin", ADMIN_PASSWORD);
-    host.faults().set_kv(Some("redis 10.1.2.3:6379 connection refused"));
+    host.faults()
+        .set_kv(Some("redis 10.1.2.3:6379 connection refused"));
     let reply = post(&host, "/guarded/docs/query", Some(&admin), &json!({}));
     assert_eq!(reply.status, 500, "{}", reply.text);
     assert_eq!(reply.json()["error"]["code"], "storage_error");
     assert!(!reply.text.contains("10.1.2.3"));
     host.faults().set_kv(None);
-    assert_eq!(post(&host, "/guarded/docs/query", Some(&admin), &json!({})).status, 200);
+    assert_eq!(
+        post(&host, "/guarded/docs/query", Some(&admin), &json!({})).status,
+        200
+    );
 }
 
 /// Measures what a login costs in wasm (Argon2id m=19 MiB, t=2, p=1), end to
@@ -827,5 +925,70 @@ fn login_cost_in_wasm_is_measured_and_bounded() {
     );
     assert!(median < Duration::from_secs(5), "login takes {median:?}");
     // An unknown user costs a hash verification too (no timing hint).
-    assert!(unknown * 3 > median, "unknown {unknown:?} vs known {median:?}");
+    assert!(
+        unknown * 3 > median,
+        "unknown {unknown:?} vs known {median:?}"
+    );
+}
+
+/// Every variable access control reads is declared in spin.toml and
+/// documented in the README's variable table.
+#[test]
+fn every_access_variable_is_in_spin_toml_and_the_readme_table() {
+    use ragspin_access::settings::vars;
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let manifest = ragspin_host::manifest::Manifest::load(&common::app_manifest()).unwrap();
+    for name in [
+        vars::JWT_SECRET,
+        vars::ADMIN_USERNAME,
+        vars::ADMIN_PASSWORD_HASH,
+        vars::CORS_ALLOWED_ORIGINS,
+        vars::RATE_LIMIT_PER_MINUTE,
+        vars::LOGIN_RATE_LIMIT_PER_MINUTE,
+        vars::LOGIN_MAX_FAILURES,
+        vars::ACCESS_TOKEN_TTL_S,
+        vars::REFRESH_TOKEN_TTL_S,
+        vars::METRICS_REQUIRE_AUTH,
+    ] {
+        assert!(
+            manifest.variables.contains_key(name),
+            "spin.toml lacks {name}"
+        );
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "README's variable table lacks {name}"
+        );
+    }
+}
+
+/// The auth component reads every access variable, so it must declare them
+/// (an undeclared one silently takes its default).
+#[test]
+fn the_auth_component_declares_every_access_variable() {
+    use ragspin_access::settings::vars;
+    let manifest = ragspin_host::manifest::Manifest::load(&common::app_manifest()).unwrap();
+    let auth = &manifest.component["auth"];
+    for name in [
+        vars::JWT_SECRET,
+        vars::ADMIN_USERNAME,
+        vars::ADMIN_PASSWORD_HASH,
+        vars::CORS_ALLOWED_ORIGINS,
+        vars::RATE_LIMIT_PER_MINUTE,
+        vars::LOGIN_RATE_LIMIT_PER_MINUTE,
+        vars::LOGIN_MAX_FAILURES,
+        vars::ACCESS_TOKEN_TTL_S,
+        vars::REFRESH_TOKEN_TTL_S,
+    ] {
+        assert_eq!(
+            auth.variables.get(name).map(String::as_str),
+            Some(format!("{{{{ {name} }}}}").as_str()),
+            "component.auth.variables.{name}"
+        );
+        assert!(manifest.variables.contains_key(name), "{name}");
+    }
+    assert_eq!(auth.key_value_stores, vec!["default".to_string()]);
+    assert_eq!(auth.sqlite_databases, vec!["default".to_string()]);
+    for secret in [vars::JWT_SECRET, vars::ADMIN_PASSWORD_HASH] {
+        assert!(manifest.variables[secret].secret, "{secret}");
+    }
 }

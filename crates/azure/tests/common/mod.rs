@@ -47,7 +47,10 @@ pub fn embeddings_answer(order: &[usize], dims: usize, tokens: u32) -> HttpRespo
 }
 
 pub fn azure_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    json(status, &serde_json::json!({"error": {"code": code, "message": message}}))
+    json(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message}}),
+    )
 }
 
 pub fn texts(n: usize) -> Vec<String> {

@@ -291,8 +291,12 @@ fn skip_inline_image(lexer: &mut Lexer<'_>) {
     let mut i = lexer.pos + 1;
     while i + 2 <= data.len() {
         if &data[i..i + 2] == b"EI"
-            && data.get(i.wrapping_sub(1)).is_some_and(|&b| super::lexer::is_whitespace(b))
-            && data.get(i + 2).is_none_or(|&b| super::lexer::is_whitespace(b))
+            && data
+                .get(i.wrapping_sub(1))
+                .is_some_and(|&b| super::lexer::is_whitespace(b))
+            && data
+                .get(i + 2)
+                .is_none_or(|&b| super::lexer::is_whitespace(b))
         {
             lexer.pos = i + 2;
             return;

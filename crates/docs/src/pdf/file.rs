@@ -32,7 +32,10 @@ impl File {
         let mut pos = 0;
         while let Some(found) = find(data, pos, b"obj") {
             pos = found + 3;
-            if data.get(pos).is_some_and(|&b| !is_whitespace(b) && !is_delimiter(b)) {
+            if data
+                .get(pos)
+                .is_some_and(|&b| !is_whitespace(b) && !is_delimiter(b))
+            {
                 continue; // `objects`, `endobj`'s tail etc.
             }
             let Some(number) = object_number(data, found) else {
@@ -82,14 +85,20 @@ impl File {
             return;
         };
         let count = stream.dict.get(b"N").and_then(Object::as_int).unwrap_or(0);
-        let first = stream.dict.get(b"First").and_then(Object::as_int).unwrap_or(0);
+        let first = stream
+            .dict
+            .get(b"First")
+            .and_then(Object::as_int)
+            .unwrap_or(0);
         let (Ok(count), Ok(first)) = (usize::try_from(count), usize::try_from(first)) else {
             return;
         };
         let mut header = Lexer::new(&data, 0);
         for _ in 0..count.min(1_000_000) {
-            let (Some(Token::Object(Object::Int(number))), Some(Token::Object(Object::Int(offset)))) =
-                (header.token(), header.token())
+            let (
+                Some(Token::Object(Object::Int(number))),
+                Some(Token::Object(Object::Int(offset))),
+            ) = (header.token(), header.token())
             else {
                 break;
             };
@@ -149,11 +158,14 @@ impl File {
                 .collect(),
             Some(_) => return None,
         };
-        let params: Vec<Option<&Dict>> = match stream.dict.get(b"DecodeParms").map(|p| self.resolve(p)) {
-            Some(Object::Dict(d)) => vec![Some(d)],
-            Some(Object::Array(items)) => items.iter().map(|p| self.resolve(p).as_dict()).collect(),
-            _ => Vec::new(),
-        };
+        let params: Vec<Option<&Dict>> =
+            match stream.dict.get(b"DecodeParms").map(|p| self.resolve(p)) {
+                Some(Object::Dict(d)) => vec![Some(d)],
+                Some(Object::Array(items)) => {
+                    items.iter().map(|p| self.resolve(p).as_dict()).collect()
+                }
+                _ => Vec::new(),
+            };
         let mut data = stream.data.clone();
         for (i, filter) in filters.iter().enumerate() {
             let budget = MAX_STREAM_BYTES.min(MAX_TOTAL_BYTES.saturating_sub(self.decoded.get()));
@@ -166,7 +178,8 @@ impl File {
                 b"ASCII85Decode" | b"A85" => ascii85(&data)?,
                 _ => return None,
             };
-            self.decoded.set(self.decoded.get().saturating_add(data.len()));
+            self.decoded
+                .set(self.decoded.get().saturating_add(data.len()));
         }
         Some(data)
     }
@@ -284,7 +297,8 @@ fn predict(data: Vec<u8>, params: Option<&Dict>) -> Option<Vec<u8>> {
     let Some(params) = params else {
         return Some(data);
     };
-    let int = |key: &[u8], default: i64| params.get(key).and_then(Object::as_int).unwrap_or(default);
+    let int =
+        |key: &[u8], default: i64| params.get(key).and_then(Object::as_int).unwrap_or(default);
     let predictor = int(b"Predictor", 1);
     if predictor < 10 {
         return Some(data);
@@ -320,7 +334,11 @@ fn predict(data: Vec<u8>, params: Option<&Dict>) -> Option<Vec<u8>> {
 
 fn paeth(a: u8, b: u8, c: u8) -> u8 {
     let p = i16::from(a) + i16::from(b) - i16::from(c);
-    let (pa, pb, pc) = ((p - i16::from(a)).abs(), (p - i16::from(b)).abs(), (p - i16::from(c)).abs());
+    let (pa, pb, pc) = (
+        (p - i16::from(a)).abs(),
+        (p - i16::from(b)).abs(),
+        (p - i16::from(c)).abs(),
+    );
     if pa <= pb && pa <= pc {
         a
     } else if pb <= pc {

@@ -73,7 +73,10 @@ impl Font {
     }
 
     fn load_simple_widths(&mut self, file: &File, dict: &Dict) {
-        let first = file.get(dict, b"FirstChar").and_then(Object::as_int).unwrap_or(0);
+        let first = file
+            .get(dict, b"FirstChar")
+            .and_then(Object::as_int)
+            .unwrap_or(0);
         if let Some(Object::Array(widths)) = file.get(dict, b"Widths") {
             for (i, width) in widths.iter().enumerate().take(256) {
                 if let (Some(w), Ok(code)) = (
@@ -110,8 +113,14 @@ impl Font {
                     }
                 }
                 Some(last) => {
-                    let last = last.as_int().and_then(|l| u32::try_from(l).ok()).unwrap_or(first);
-                    let width = items.next().and_then(Object::as_f64).unwrap_or(self.default_width);
+                    let last = last
+                        .as_int()
+                        .and_then(|l| u32::try_from(l).ok())
+                        .unwrap_or(first);
+                    let width = items
+                        .next()
+                        .and_then(Object::as_f64)
+                        .unwrap_or(self.default_width);
                     for code in first..=last.min(first.saturating_add(65_535)) {
                         self.widths.insert(code, width);
                     }
@@ -165,12 +174,18 @@ impl Font {
 
     /// Advance of a code in 1/1000 em.
     pub(crate) fn width(&self, code: u32) -> f64 {
-        self.widths.get(&code).copied().unwrap_or(self.default_width)
+        self.widths
+            .get(&code)
+            .copied()
+            .unwrap_or(self.default_width)
     }
 }
 
 fn be(bytes: &[u8]) -> u32 {
-    bytes.iter().take(4).fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
+    bytes
+        .iter()
+        .take(4)
+        .fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
 }
 
 /// A parsed `ToUnicode` CMap.
@@ -231,7 +246,10 @@ impl CMap {
                                 let target = match &triple[2] {
                                     Object::Str(dst) => RangeTarget::Start(
                                         dst.chunks(2)
-                                            .map(|c| (u16::from(c[0]) << 8) | u16::from(*c.get(1).unwrap_or(&0)))
+                                            .map(|c| {
+                                                (u16::from(c[0]) << 8)
+                                                    | u16::from(*c.get(1).unwrap_or(&0))
+                                            })
                                             .collect(),
                                     ),
                                     Object::Array(items) => RangeTarget::List(
@@ -355,7 +373,10 @@ fn win_ansi(code: u8) -> Option<char> {
     const HIGH: &str = "€\u{0}‚ƒ„…†‡ˆ‰Š‹Œ\u{0}Ž\u{0}\u{0}‘’“”•–—˜™š›œ\u{0}žŸ";
     match code {
         0x20..=0x7e | 0xa0..=0xff => Some(char::from(code)),
-        0x80..=0x9f => HIGH.chars().nth(usize::from(code - 0x80)).filter(|&c| c != '\0'),
+        0x80..=0x9f => HIGH
+            .chars()
+            .nth(usize::from(code - 0x80))
+            .filter(|&c| c != '\0'),
         _ => None,
     }
 }
@@ -364,7 +385,10 @@ fn mac_roman(code: u8) -> Option<char> {
     const HIGH: &str = "ÄÅÇÉÑÖÜáàâäãåçéèêëíìîïñóòôöõúùûü†°¢£§•¶ß®©™´¨≠ÆØ∞±≤≥¥µ∂∑∏π∫ªºΩæø¿¡¬√ƒ≈∆«»… ÀÃÕŒœ–—“”‘’÷◊ÿŸ⁄€‹›ﬁﬂ‡·‚„‰ÂÊÁËÈÍÎÏÌÓÔ\u{0}ÒÚÛÙıˆ˜¯˘˙˚¸˝˛ˇ";
     match code {
         0x20..=0x7e => Some(char::from(code)),
-        0x80..=0xff => HIGH.chars().nth(usize::from(code - 0x80)).filter(|&c| c != '\0'),
+        0x80..=0xff => HIGH
+            .chars()
+            .nth(usize::from(code - 0x80))
+            .filter(|&c| c != '\0'),
         _ => None,
     }
 }
@@ -413,10 +437,7 @@ pub(crate) fn glyph_text(name: &[u8]) -> Option<String> {
     let name = std::str::from_utf8(name).ok()?;
     let base = name.split('.').next().unwrap_or(name);
     if base.contains('_') {
-        let parts: Option<String> = base
-            .split('_')
-            .map(|p| glyph_text(p.as_bytes()))
-            .collect();
+        let parts: Option<String> = base.split('_').map(|p| glyph_text(p.as_bytes())).collect();
         return parts;
     }
     if base.len() == 1 && base.is_ascii() {
@@ -437,12 +458,10 @@ pub(crate) fn glyph_text(name: &[u8]) -> Option<String> {
             }
         }
     }
-    GLYPHS
-        .split(' ')
-        .find_map(|entry| {
-            let (glyph, text) = entry.split_at(entry.find('=')?);
-            (glyph == base).then(|| text[1..].to_owned())
-        })
+    GLYPHS.split(' ').find_map(|entry| {
+        let (glyph, text) = entry.split_at(entry.find('=')?);
+        (glyph == base).then(|| text[1..].to_owned())
+    })
 }
 
 /// Common Adobe glyph names (the Latin-1, WinAnsi and typographic ones).

@@ -279,7 +279,8 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
             if b == b'#' {
                 let hex = self.data.get(self.pos..self.pos + 2);
-                if let Some(value) = hex.and_then(|h| Some(hex_value(h[0])? * 16 + hex_value(h[1])?))
+                if let Some(value) =
+                    hex.and_then(|h| Some(hex_value(h[0])? * 16 + hex_value(h[1])?))
                 {
                     name.push(value);
                     self.pos += 2;
@@ -384,7 +385,10 @@ impl<'a> Lexer<'a> {
         }
         // Tolerate junk such as `--5` or `1.2.3`: skip the rest of the word.
         let end = self.pos;
-        while self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
             self.pos += 1;
         }
         if self.pos == start {
@@ -445,7 +449,10 @@ mod tests {
     fn survives_deep_nesting_and_truncation() {
         assert_eq!(parse(&"[".repeat(10_000)), None);
         assert_eq!(parse(&"<<".repeat(10_000)), None);
-        assert_eq!(parse("(unterminated"), Some(Object::Str(b"unterminated".to_vec())));
+        assert_eq!(
+            parse("(unterminated"),
+            Some(Object::Str(b"unterminated".to_vec()))
+        );
         assert_eq!(parse("<< /A"), None);
     }
 }

@@ -116,7 +116,9 @@ fn walk(
     };
     let resources = file.get_dict(dict, b"Resources").or(inherited);
     match file.get(dict, b"Kids") {
-        Some(Object::Array(kids)) if dict.get(b"Type").and_then(Object::as_name) != Some(b"Page") => {
+        Some(Object::Array(kids))
+            if dict.get(b"Type").and_then(Object::as_name) != Some(b"Page") =>
+        {
             for kid in kids {
                 walk(file, kid, resources, visited, out, depth + 1);
             }
@@ -178,6 +180,9 @@ mod tests {
     #[test]
     fn rejects_bytes_without_a_pdf_header() {
         let err = parse(b"hello").unwrap_err();
-        assert_eq!(err.to_string(), "content: not a PDF: the %PDF- header is missing");
+        assert_eq!(
+            err.to_string(),
+            "content: not a PDF: the %PDF- header is missing"
+        );
     }
 }

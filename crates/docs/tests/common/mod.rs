@@ -30,10 +30,18 @@ pub fn span(doc: &ParsedDocument, start: usize, end: usize) -> String {
 }
 
 /// Checks what must hold for every chunking of every document.
-pub fn assert_chunk_invariants(doc: &ParsedDocument, chunks: &[ChunkDraft], settings: &ChunkSettings) {
+pub fn assert_chunk_invariants(
+    doc: &ParsedDocument,
+    chunks: &[ChunkDraft],
+    settings: &ChunkSettings,
+) {
     for (i, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk.ordinal as usize, i, "ordinals are 0..n");
-        assert_eq!(span(doc, chunk.start, chunk.end), chunk.text, "chunk {i} is its span");
+        assert_eq!(
+            span(doc, chunk.start, chunk.end),
+            chunk.text,
+            "chunk {i} is its span"
+        );
         assert!(!chunk.text.trim().is_empty(), "chunk {i} is empty");
         assert_eq!(chunk.token_count, estimate_tokens(&chunk.text));
         assert!(
@@ -51,7 +59,10 @@ pub fn assert_chunk_invariants(doc: &ParsedDocument, chunks: &[ChunkDraft], sett
             .collect();
         assert!(!covering.is_empty(), "chunk {i} covers no section");
         for section in &covering {
-            assert_eq!(section.heading_path, chunk.heading_path, "chunk {i} crosses a heading");
+            assert_eq!(
+                section.heading_path, chunk.heading_path,
+                "chunk {i} crosses a heading"
+            );
             assert_eq!(section.page, chunk.page, "chunk {i} crosses a page");
             if section.atomic {
                 assert_eq!(covering.len(), 1, "chunk {i} merges an atomic section");
@@ -161,7 +172,10 @@ endcmap CMapName currentdict /CMap defineresource pop end end\n"
             12,
             "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Custom /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 500 >>",
         ),
-        (18, "<< /Title <FEFF004C0075006D0065006E0020004600690065006C00640020004D0061006E00750061006C> /Producer (ragspin-docs tests) >>"),
+        (
+            18,
+            "<< /Title <FEFF004C0075006D0065006E0020004600690065006C00640020004D0061006E00750061006C> /Producer (ragspin-docs tests) >>",
+        ),
     ];
     let mut header = String::new();
     let mut body = String::new();

@@ -1,0 +1,612 @@
+//! Hybrid retrieval over one index version: BM25 (FTS5) and vector
+//! similarity, fused by weighted reciprocal rank fusion, with metadata
+//! filters applied inside each retriever (before any top-k cut).
+//!
+//! Vector search never reads one row per vector: it scans the version's
+//! blocks (binary codes → Hamming top `BINARY_CANDIDATES`, then int8 dot
+//! products → top `INT8_CANDIDATES`), then reads the full `f32` vectors of
+//! only those candidates for exact cosine rescoring. Decoded blocks are
+//! cached in the instance, keyed by (index, version, generation); every
+//! write bumps the generation, so a stale cache is impossible by
+//! construction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ragspin_core::{Error, Result, Sql, SqlValue};
+use serde::{Deserialize, Serialize};
+
+use crate::vectors::{Block, binary_code, decode_f32, int8_code};
+
+/// Binary-code candidates kept per query (before int8 rescoring).
+pub const BINARY_CANDIDATES: usize = 400;
+/// Int8 candidates kept per query (before exact rescoring).
+pub const INT8_CANDIDATES: usize = 100;
+/// Reciprocal rank fusion constant.
+pub const RRF_K: f64 = 60.0;
+/// Largest `top_k`.
+pub const MAX_TOP_K: usize = 50;
+
+/// One metadata condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Eq(serde_json::Value),
+    In(Vec<serde_json::Value>),
+    Range {
+        gt: Option<f64>,
+        gte: Option<f64>,
+        lt: Option<f64>,
+        lte: Option<f64>,
+    },
+}
+
+/// A filter: every condition must hold (AND), keyed by metadata field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter(pub Vec<(String, Condition)>);
+
+impl Filter {
+    /// Parses `{"field": value | {"eq"|"in"|"gt"|"gte"|"lt"|"lte": ...}}`.
+    /// Errors name the offending field (`filter.<field>`).
+    pub fn parse(value: &serde_json::Value) -> Result<Self> {
+        let serde_json::Value::Object(map) = value else {
+            if value.is_null() {
+                return Ok(Self::default());
+            }
+            return Err(Error::bad_field("filter", "must be an object of field conditions"));
+        };
+        let mut out = Vec::new();
+        for (field, cond) in map {
+            let name = format!("filter.{field}");
+            if field.is_empty()
+                || field.len() > 64
+                || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(Error::bad_field(name, "field names are 1-64 letters, digits or '_'"));
+            }
+            let condition = match cond {
+                serde_json::Value::Object(ops) => {
+                    if let Some(v) = ops.get("eq") {
+                        if ops.len() != 1 {
+                            return Err(Error::bad_field(name, "`eq` cannot be combined"));
+                        }
+                        Condition::Eq(scalar(&name, v)?)
+                    } else if let Some(v) = ops.get("in") {
+                        if ops.len() != 1 {
+                            return Err(Error::bad_field(name, "`in` cannot be combined"));
+                        }
+                        let serde_json::Value::Array(items) = v else {
+                            return Err(Error::bad_field(name, "`in` takes a list"));
+                        };
+                        if items.is_empty() || items.len() > 100 {
+                            return Err(Error::bad_field(name, "`in` takes 1-100 values"));
+                        }
+                        Condition::In(items.iter().map(|i| scalar(&name, i)).collect::<Result<_>>()?)
+                    } else {
+                        let mut range = (None, None, None, None);
+                        for (op, v) in ops {
+                            let n = v
+                                .as_f64()
+                                .ok_or_else(|| Error::bad_field(&name, format!("`{op}` takes a number")))?;
+                            match op.as_str() {
+                                "gt" => range.0 = Some(n),
+                                "gte" => range.1 = Some(n),
+                                "lt" => range.2 = Some(n),
+                                "lte" => range.3 = Some(n),
+                                other => {
+                                    return Err(Error::bad_field(
+                                        &name,
+                                        format!("unknown operator `{other}`; use eq, in, gt, gte, lt, lte"),
+                                    ));
+                                }
+                            }
+                        }
+                        if ops.is_empty() {
+                            return Err(Error::bad_field(name, "empty condition"));
+                        }
+                        Condition::Range {
+                            gt: range.0,
+                            gte: range.1,
+                            lt: range.2,
+                            lte: range.3,
+                        }
+                    }
+                }
+                v => Condition::Eq(scalar(&name, v)?),
+            };
+            out.push((field.clone(), condition));
+        }
+        Ok(Self(out))
+    }
+
+    /// SQL conditions on `c.metadata` with their parameters, numbered from `first`.
+    fn sql(&self, first: usize) -> (String, Vec<SqlValue>) {
+        let mut clauses = Vec::new();
+        let mut params = Vec::new();
+        let mut n = first;
+        let mut param = |v: SqlValue, params: &mut Vec<SqlValue>| {
+            params.push(v);
+            n += 1;
+            format!("?{}", n - 1)
+        };
+        for (field, cond) in &self.0 {
+            let path = param(SqlValue::Text(format!("$.{field}")), &mut params);
+            let lhs = format!("json_extract(c.metadata, {path})");
+            match cond {
+                Condition::Eq(v) => {
+                    let p = param(to_sql(v), &mut params);
+                    clauses.push(format!("{lhs} = {p}"));
+                }
+                Condition::In(vs) => {
+                    let ps: Vec<String> = vs.iter().map(|v| param(to_sql(v), &mut params)).collect();
+                    clauses.push(format!("{lhs} IN ({})", ps.join(", ")));
+                }
+                Condition::Range { gt, gte, lt, lte } => {
+                    for (op, v) in [(">", gt), (">=", gte), ("<", lt), ("<=", lte)] {
+                        if let Some(v) = v {
+                            let p = param(SqlValue::Real(*v), &mut params);
+                            clauses.push(format!("{lhs} {op} {p}"));
+                        }
+                    }
+                }
+            }
+        }
+        if clauses.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" AND {}", clauses.join(" AND ")), params)
+        }
+    }
+}
+
+fn scalar(name: &str, v: &serde_json::Value) -> Result<serde_json::Value> {
+    match v {
+        serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(v.clone()),
+        _ => Err(Error::bad_field(name, "values are strings, numbers or booleans")),
+    }
+}
+
+fn to_sql(v: &serde_json::Value) -> SqlValue {
+    match v {
+        serde_json::Value::String(s) => SqlValue::Text(s.clone()),
+        serde_json::Value::Bool(b) => SqlValue::Integer(*b as i64),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        _ => SqlValue::Null,
+    }
+}
+
+/// Weights of each retriever in the fusion.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    pub bm25: f64,
+    pub vector: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self { bm25: 1.0, vector: 1.0 }
+    }
+}
+
+/// What to search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub index: String,
+    pub query: String,
+    pub top_k: usize,
+    pub filter: Filter,
+    pub weights: Weights,
+    /// The query's embedding; `None` = BM25 only.
+    pub query_vector: Option<Vec<f32>>,
+}
+
+/// Per-method scores of a hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scores {
+    /// FTS5 BM25 (higher is better here: the negated `bm25()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<f64>,
+    /// Cosine similarity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<f64>,
+    /// Weighted reciprocal rank fusion.
+    pub fused: f64,
+}
+
+/// One retrieved chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub chunk_id: i64,
+    pub document_id: String,
+    pub filename: String,
+    pub ordinal: i64,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    pub heading_path: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub scores: Scores,
+}
+
+/// Search results with the version they came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResult {
+    pub index: String,
+    pub index_version: i64,
+    pub hits: Vec<Hit>,
+    /// Which retrievers ran: `hybrid`, `bm25` or `vector`.
+    pub mode: String,
+}
+
+type CacheKey = (String, i64, i64);
+type CachedBlocks = Arc<Vec<Block>>;
+
+/// Decoded blocks of the most recently searched versions (per instance).
+fn block_cache() -> &'static Mutex<Vec<(CacheKey, CachedBlocks)>> {
+    static CACHE: std::sync::OnceLock<Mutex<Vec<(CacheKey, CachedBlocks)>>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+const CACHED_VERSIONS: usize = 4;
+
+fn int(v: Option<&SqlValue>) -> i64 {
+    match v {
+        Some(SqlValue::Integer(i)) => *i,
+        Some(SqlValue::Real(f)) => *f as i64,
+        _ => 0,
+    }
+}
+
+fn real(v: Option<&SqlValue>) -> f64 {
+    match v {
+        Some(SqlValue::Real(f)) => *f,
+        Some(SqlValue::Integer(i)) => *i as f64,
+        _ => 0.0,
+    }
+}
+
+fn text(v: Option<&SqlValue>) -> String {
+    match v {
+        Some(SqlValue::Text(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// An FTS5 query matching any of the query's words (each quoted, so no
+/// user text is ever FTS syntax).
+pub fn fts_query(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(64)
+        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// The active version and its generation.
+pub async fn active_version<S: Sql>(sql: &S, index: &str) -> Result<(i64, i64)> {
+    let rows = sql
+        .query(
+            "SELECT x.active_version, v.generation FROM rs_indexes x
+             JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
+             WHERE x.name = ?1",
+            &[SqlValue::Text(index.to_string())],
+        )
+        .await?;
+    let row = rows
+        .rows
+        .first()
+        .ok_or_else(|| Error::NotFound(format!("index {index:?} does not exist")))?;
+    Ok((int(row.0.first()), int(row.0.get(1))))
+}
+
+/// Runs the search over the active version.
+pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult> {
+    crate::model::validate_index_name(&req.index)?;
+    if req.top_k == 0 || req.top_k > MAX_TOP_K {
+        return Err(Error::validation("top_k", format!("must be between 1 and {MAX_TOP_K}")));
+    }
+    let (version, generation) = active_version(sql, &req.index).await?;
+    let pool = (req.top_k * 4).max(20);
+    let bm25 = bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?;
+    let vector = match &req.query_vector {
+        Some(q) => Some(vector_ranked(sql, &req.index, version, generation, q, &req.filter, pool).await?),
+        None => None,
+    };
+    let mut fused: HashMap<i64, Scores> = HashMap::new();
+    for (rank, (id, score)) in bm25.iter().enumerate() {
+        let s = fused.entry(*id).or_insert(Scores { bm25: None, vector: None, fused: 0.0 });
+        s.bm25 = Some(*score);
+        s.fused += req.weights.bm25 / (RRF_K + rank as f64 + 1.0);
+    }
+    for (rank, (id, score)) in vector.iter().flatten().enumerate() {
+        let s = fused.entry(*id).or_insert(Scores { bm25: None, vector: None, fused: 0.0 });
+        s.vector = Some(*score);
+        s.fused += req.weights.vector / (RRF_K + rank as f64 + 1.0);
+    }
+    let mut ranked: Vec<(i64, Scores)> = fused.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then(a.0.cmp(&b.0)));
+    ranked.truncate(req.top_k);
+    let hits = load_hits(sql, &ranked).await?;
+    let mode = match (&req.query_vector, req.weights.bm25 > 0.0, req.weights.vector > 0.0) {
+        (Some(_), true, true) => "hybrid",
+        (Some(_), false, _) => "vector",
+        _ => "bm25",
+    };
+    Ok(SearchResult {
+        index: req.index.clone(),
+        index_version: version,
+        hits,
+        mode: mode.into(),
+    })
+}
+
+async fn bm25_ranked<S: Sql>(
+    sql: &S,
+    index: &str,
+    version: i64,
+    query: &str,
+    filter: &Filter,
+    limit: usize,
+) -> Result<Vec<(i64, f64)>> {
+    let Some(q) = fts_query(query) else {
+        return Ok(Vec::new());
+    };
+    let (clauses, mut params) = filter.sql(5);
+    let mut all = vec![
+        SqlValue::Text(q),
+        SqlValue::Text(index.to_string()),
+        SqlValue::Integer(version),
+        SqlValue::Integer(limit as i64),
+    ];
+    all.append(&mut params);
+    let rows = sql
+        .query(
+            &format!(
+                "SELECT c.id, -bm25(rs_chunks_fts) AS score FROM rs_chunks_fts
+                 JOIN rs_chunks c ON c.id = rs_chunks_fts.rowid
+                 WHERE rs_chunks_fts MATCH ?1 AND c.index_name = ?2 AND c.version = ?3{clauses}
+                 ORDER BY score DESC, c.id LIMIT ?4"
+            ),
+            &all,
+        )
+        .await?;
+    Ok(rows.rows.iter().map(|r| (int(r.0.first()), real(r.0.get(1)))).collect())
+}
+
+async fn load_blocks_cached<S: Sql>(sql: &S, index: &str, version: i64, generation: i64) -> Result<CachedBlocks> {
+    let key = (index.to_string(), version, generation);
+    if let Some((_, blocks)) = block_cache().lock().unwrap().iter().find(|(k, _)| *k == key) {
+        return Ok(blocks.clone());
+    }
+    let rows = sql
+        .query(
+            "SELECT dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+             WHERE index_name = ?1 AND version = ?2 ORDER BY block",
+            &[SqlValue::Text(index.to_string()), SqlValue::Integer(version)],
+        )
+        .await?;
+    let blob = |v: Option<&SqlValue>| match v {
+        Some(SqlValue::Blob(b)) => b.clone(),
+        _ => Vec::new(),
+    };
+    let blocks: Vec<Block> = rows
+        .rows
+        .iter()
+        .map(|r| {
+            Block::decode(int(r.0.first()) as usize, &blob(r.0.get(1)), &blob(r.0.get(2)), &blob(r.0.get(3)), &blob(r.0.get(4)))
+                .ok_or_else(|| Error::Storage("corrupt vector block".into()))
+        })
+        .collect::<Result<_>>()?;
+    let blocks = Arc::new(blocks);
+    let mut cache = block_cache().lock().unwrap();
+    cache.retain(|(k, _)| !(k.0 == key.0 && k.1 == key.1));
+    cache.push((key, blocks.clone()));
+    if cache.len() > CACHED_VERSIONS {
+        cache.remove(0);
+    }
+    Ok(blocks)
+}
+
+/// Ids allowed by `filter` in the version (`None` = no filter).
+async fn allowed_ids<S: Sql>(sql: &S, index: &str, version: i64, filter: &Filter) -> Result<Option<HashSet<i64>>> {
+    if filter.0.is_empty() {
+        return Ok(None);
+    }
+    let (clauses, mut params) = filter.sql(3);
+    let mut all = vec![SqlValue::Text(index.to_string()), SqlValue::Integer(version)];
+    all.append(&mut params);
+    let rows = sql
+        .query(
+            &format!("SELECT c.id FROM rs_chunks c WHERE c.index_name = ?1 AND c.version = ?2{clauses}"),
+            &all,
+        )
+        .await?;
+    Ok(Some(rows.rows.iter().map(|r| int(r.0.first())).collect()))
+}
+
+/// The binary → int8 → exact cosine cascade.
+pub async fn vector_ranked<S: Sql>(
+    sql: &S,
+    index: &str,
+    version: i64,
+    generation: i64,
+    query: &[f32],
+    filter: &Filter,
+    limit: usize,
+) -> Result<Vec<(i64, f64)>> {
+    let blocks = load_blocks_cached(sql, index, version, generation).await?;
+    let Some(dims) = blocks.first().map(|b| b.dimensions) else {
+        return Ok(Vec::new());
+    };
+    if query.len() != dims {
+        return Err(Error::Conflict(format!(
+            "the query embedding has {} dimensions but index {index:?} holds {dims}",
+            query.len()
+        )));
+    }
+    let allowed = allowed_ids(sql, index, version, filter).await?;
+    let candidates = cascade(&blocks, query, allowed.as_ref(), BINARY_CANDIDATES.max(limit), INT8_CANDIDATES.max(limit));
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Exact rescoring on the full vectors of the candidates only.
+    let placeholders: Vec<String> = (0..candidates.len()).map(|k| format!("?{}", k + 1)).collect();
+    let rows = sql
+        .query(
+            &format!("SELECT id, vector FROM rs_chunks WHERE id IN ({})", placeholders.join(", ")),
+            &candidates.iter().map(|id| SqlValue::Integer(*id)).collect::<Vec<_>>(),
+        )
+        .await?;
+    let mut scored: Vec<(i64, f64)> = rows
+        .rows
+        .iter()
+        .filter_map(|r| {
+            let id = int(r.0.first());
+            match r.0.get(1) {
+                Some(SqlValue::Blob(b)) => decode_f32(b).map(|v| (id, cosine(query, &v))),
+                _ => None,
+            }
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(limit);
+    Ok(scored)
+}
+
+/// Candidate ids for `query`: Hamming top `n_binary`, then int8 top `n_int8`.
+pub fn cascade(blocks: &[Block], query: &[f32], allowed: Option<&HashSet<i64>>, n_binary: usize, n_int8: usize) -> Vec<i64> {
+    let dims = query.len();
+    let qbits = binary_code(query);
+    let bits_len = dims.div_ceil(8);
+    // (hamming, block, slot)
+    let mut first: Vec<(u32, usize, usize)> = Vec::new();
+    for (bi, block) in blocks.iter().enumerate() {
+        for (slot, id) in block.ids.iter().enumerate() {
+            if *id == 0 || allowed.is_some_and(|a| !a.contains(id)) {
+                continue;
+            }
+            let code = &block.bits[slot * bits_len..(slot + 1) * bits_len];
+            let d: u32 = code.iter().zip(&qbits).map(|(a, b)| (a ^ b).count_ones()).sum();
+            first.push((d, bi, slot));
+        }
+    }
+    if first.len() > n_binary {
+        first.select_nth_unstable_by_key(n_binary, |c| c.0);
+        first.truncate(n_binary);
+    }
+    let (qcodes, _) = int8_code(query);
+    let mut second: Vec<(i64, i64)> = first
+        .iter()
+        .map(|(_, bi, slot)| {
+            let block = &blocks[*bi];
+            let codes = &block.codes[slot * dims..(slot + 1) * dims];
+            let dot: i64 = codes.iter().zip(&qcodes).map(|(a, b)| *a as i64 * *b as i64).sum();
+            // Normalise by the stored vector's int8 norm so cosine order is kept.
+            let norm: i64 = codes.iter().map(|a| *a as i64 * *a as i64).sum::<i64>().max(1);
+            let score = (dot as f64 / (norm as f64).sqrt() * 1e6) as i64;
+            (score, block.ids[*slot])
+        })
+        .collect();
+    second.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    second.truncate(n_int8);
+    second.into_iter().map(|(_, id)| id).collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        dot += *x as f64 * *y as f64;
+        na += *x as f64 * *x as f64;
+        nb += *y as f64 * *y as f64;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
+
+async fn load_hits<S: Sql>(sql: &S, ranked: &[(i64, Scores)]) -> Result<Vec<Hit>> {
+    if ranked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..ranked.len()).map(|k| format!("?{}", k + 1)).collect();
+    let rows = sql
+        .query(
+            &format!(
+                "SELECT c.id, c.doc_id, COALESCE(s.filename, ''), c.ordinal, c.text, c.page, c.heading_path, c.metadata
+                 FROM rs_chunks c LEFT JOIN rs_sources s ON s.index_name = c.index_name AND s.doc_id = c.doc_id
+                 WHERE c.id IN ({})",
+                placeholders.join(", ")
+            ),
+            &ranked.iter().map(|(id, _)| SqlValue::Integer(*id)).collect::<Vec<_>>(),
+        )
+        .await?;
+    let mut by_id: HashMap<i64, Hit> = HashMap::new();
+    for r in &rows.rows {
+        let id = int(r.0.first());
+        by_id.insert(
+            id,
+            Hit {
+                chunk_id: id,
+                document_id: text(r.0.get(1)),
+                filename: text(r.0.get(2)),
+                ordinal: int(r.0.get(3)),
+                text: text(r.0.get(4)),
+                page: match r.0.get(5) {
+                    Some(SqlValue::Integer(p)) => Some(*p),
+                    _ => None,
+                },
+                heading_path: serde_json::from_str(&text(r.0.get(6))).unwrap_or_default(),
+                metadata: serde_json::from_str(&text(r.0.get(7))).unwrap_or_default(),
+                scores: Scores { bm25: None, vector: None, fused: 0.0 },
+            },
+        );
+    }
+    Ok(ranked
+        .iter()
+        .filter_map(|(id, scores)| {
+            by_id.remove(id).map(|mut h| {
+                h.scores = scores.clone();
+                h
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fts_queries_quote_every_word() {
+        assert_eq!(fts_query("Battery-life? \"x\" OR y").unwrap(), "\"battery\" OR \"life\" OR \"x\" OR \"or\" OR \"y\"");
+        assert!(fts_query("?? !!").is_none());
+    }
+
+    #[test]
+    fn filters_parse_and_name_bad_fields() {
+        let f = Filter::parse(&json!({"category": "phones", "rating": {"gte": 4}, "brand": {"in": ["a", "b"]}})).unwrap();
+        assert_eq!(f.0.len(), 3);
+        let (sql, params) = f.sql(1);
+        assert!(sql.contains("json_extract(c.metadata, ?1) IN (?2, ?3)") || sql.contains(">="), "{sql}");
+        assert_eq!(params.len(), 7);
+        for (bad, field) in [
+            (json!({"rating": {"between": 1}}), "filter.rating"),
+            (json!({"rating": {"gte": "four"}}), "filter.rating"),
+            (json!({"bad field": 1}), "filter.bad field"),
+            (json!({"tags": {"in": []}}), "filter.tags"),
+            (json!({"x": {"a": 1}}), "filter.x"),
+            (json!({"x": [1]}), "filter.x"),
+        ] {
+            match Filter::parse(&bad) {
+                Err(Error::BadRequest { field: Some(f), .. }) => assert_eq!(f, field),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(Filter::parse(&json!([1])).is_err());
+        assert!(Filter::parse(&serde_json::Value::Null).unwrap().0.is_empty());
+    }
+}

@@ -1,0 +1,169 @@
+//! Hybrid search on real SQLite: BM25, vectors, fusion, filters inside
+//! retrieval, and the recall of the vector cascade against exact search.
+
+use futures::executor::block_on;
+use ragspin_core::Embedder;
+use ragspin_index::search::{Filter, SearchRequest, Weights, cascade, cosine, search};
+use ragspin_index::vectors::Block;
+use ragspin_index::{IndexService, IndexSettings, NewDocument};
+use ragspin_testkit::{HashEmbedder, ManualClock, SqliteSql};
+use serde_json::json;
+
+fn reviews_index(sql: &SqliteSql, clock: &ManualClock, e: &HashEmbedder) {
+    let svc = IndexService::new(sql, clock);
+    block_on(svc.migrate()).unwrap();
+    let mut settings = IndexSettings::default();
+    settings.fields.text_fields = vec!["product_name".into(), "review_text".into()];
+    settings.fields.metadata_fields = vec!["rating".into(), "price".into(), "category".into()];
+    block_on(svc.put_index("reviews", settings)).unwrap();
+    let csv = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/docs/reviews.csv")).unwrap();
+    let doc = NewDocument {
+        filename: "reviews.csv".into(),
+        content_type: Some("text/csv".into()),
+        content: csv,
+        ..Default::default()
+    };
+    block_on(svc.ingest("reviews", doc, Some(e), u64::MAX)).unwrap();
+}
+
+fn request(query: &str, filter: serde_json::Value, vector: Option<Vec<f32>>) -> SearchRequest {
+    SearchRequest {
+        index: "reviews".into(),
+        query: query.into(),
+        top_k: 5,
+        filter: Filter::parse(&filter).unwrap(),
+        weights: Weights::default(),
+        query_vector: vector,
+    }
+}
+
+#[test]
+fn budget_phone_with_long_battery_life_finds_matching_reviews_and_filters_on_rating_and_price() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    reviews_index(&sql, &clock, &e);
+    let q = "a budget phone with long battery life";
+    let qv = e.embed_one(q);
+    let all = block_on(search(&sql, &request(q, json!(null), Some(qv.clone())))).unwrap();
+    assert_eq!(all.mode, "hybrid");
+    assert!(!all.hits.is_empty());
+    assert!(all.hits[0].text.to_lowercase().contains("battery"), "{:?}", all.hits[0].text);
+    assert!(all.hits.iter().any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some()));
+    let filtered = block_on(search(
+        &sql,
+        &request(q, json!({"category": "phones", "rating": {"gte": 3}, "price": {"lt": 400}}), Some(qv)),
+    ))
+    .unwrap();
+    assert!(!filtered.hits.is_empty(), "no cheap well-rated phone found");
+    for h in &filtered.hits {
+        assert_eq!(h.metadata["category"], "phones");
+        assert!(h.metadata["rating"].as_f64().unwrap() >= 3.0, "{:?}", h.metadata);
+        assert!(h.metadata["price"].as_f64().unwrap() < 400.0, "{:?}", h.metadata);
+        assert_eq!(h.filename, "reviews.csv");
+    }
+}
+
+#[test]
+fn filters_apply_before_the_top_k_cut() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    reviews_index(&sql, &clock, &e);
+    // A rare category still fills top_k with only its rows, even when other
+    // rows score higher on the text.
+    let mut req = request("battery life", json!({"category": "laptops"}), None);
+    req.top_k = 3;
+    let res = block_on(search(&sql, &req)).unwrap();
+    assert!(!res.hits.is_empty());
+    assert!(res.hits.iter().all(|h| h.metadata["category"] == "laptops"));
+    assert_eq!(res.mode, "bm25");
+}
+
+#[test]
+fn bad_requests_name_the_problem() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    reviews_index(&sql, &clock, &e);
+    let mut req = request("x", json!(null), None);
+    req.top_k = 0;
+    assert!(block_on(search(&sql, &req)).is_err());
+    req.top_k = 51;
+    assert!(block_on(search(&sql, &req)).is_err());
+    let mut req = request("x", json!(null), None);
+    req.index = "missing".into();
+    assert!(matches!(block_on(search(&sql, &req)), Err(ragspin_core::Error::NotFound(_))));
+    let req = request("x", json!(null), Some(vec![1.0; 3]));
+    assert!(matches!(block_on(search(&sql, &req)), Err(ragspin_core::Error::Conflict(_))));
+}
+
+/// xorshift, for reproducible "random" vectors.
+fn rng(seed: &mut u64) -> f32 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    ((*seed >> 11) as f64 / (1u64 << 53) as f64) as f32 * 2.0 - 1.0
+}
+
+fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
+    let mut blocks: Vec<Block> = Vec::new();
+    for (k, v) in vectors.iter().enumerate() {
+        if blocks.last().is_none_or(|b| b.is_full()) {
+            blocks.push(Block::new(v.len()));
+        }
+        blocks.last_mut().unwrap().push(k as i64 + 1, v);
+    }
+    let mut found = 0;
+    for q in queries {
+        let mut exact: Vec<(usize, f64)> = vectors.iter().enumerate().map(|(k, v)| (k, cosine(q, v))).collect();
+        exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let truth: Vec<i64> = exact.iter().take(10).map(|(k, _)| *k as i64 + 1).collect();
+        let candidates = cascade(&blocks, q, None, 400, 100);
+        // Exact rescoring of the candidates, as the search does.
+        let mut rescored: Vec<(i64, f64)> = candidates.iter().map(|id| (*id, cosine(q, &vectors[*id as usize - 1]))).collect();
+        rescored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        found += rescored.iter().take(10).filter(|(id, _)| truth.contains(id)).count();
+    }
+    found as f64 / (queries.len() * 10) as f64
+}
+
+/// Measured recall of the binary → int8 → f32 cascade against exact search
+/// (numbers recorded in BENCHMARKS.md). Random vectors are the hard case.
+#[test]
+fn vector_cascade_recall_against_exact_search() {
+    let mut seed = 0x9E3779B97F4A7C15u64;
+    let dims = 256;
+    let random: Vec<Vec<f32>> = (0..5000).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
+    let queries: Vec<Vec<f32>> = (0..50).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
+    let r_random = recall_at_10(&random, &queries);
+    // Clustered data (what text embeddings look like): points near 100 centres.
+    let centres: Vec<Vec<f32>> = (0..100).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
+    let clustered: Vec<Vec<f32>> = (0..5000)
+        .map(|k| centres[k % 100].iter().map(|c| c + 0.3 * rng(&mut seed)).collect())
+        .collect();
+    let cq: Vec<Vec<f32>> = (0..50)
+        .map(|k| centres[(k * 7) % 100].iter().map(|c| c + 0.3 * rng(&mut seed)).collect())
+        .collect();
+    let r_clustered = recall_at_10(&clustered, &cq);
+    eprintln!("recall@10 random={r_random:.3} clustered={r_clustered:.3}");
+    assert!(r_clustered >= 0.95, "clustered recall {r_clustered}");
+    assert!(r_random >= 0.60, "random recall {r_random}");
+}
+
+#[test]
+fn text_embeddings_from_the_index_round_trip_through_the_cascade() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    reviews_index(&sql, &clock, &e);
+    let q = e.embed_one("noise cancelling headphones for travel");
+    let vector_only = SearchRequest {
+        weights: Weights { bm25: 0.0, vector: 1.0 },
+        ..request("noise cancelling headphones for travel", json!(null), Some(q))
+    };
+    let res = block_on(search(&sql, &vector_only)).unwrap();
+    assert_eq!(res.mode, "vector");
+    assert!(res.hits.iter().all(|h| h.scores.vector.is_some()));
+    let _ = e.model();
+}
