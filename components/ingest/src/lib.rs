@@ -4,11 +4,12 @@
 //! adapters and the Azure OpenAI embeddings client to it.
 #![cfg(target_arch = "wasm32")]
 
+use ragspin_access::{Permission, RouteKind, authorize, guard};
 use ragspin_azure::{AzureConfig, EmbeddingsClient};
 use ragspin_core::{Config, HttpRequest, HttpResponse};
 use ragspin_index::IndexSettings;
-use ragspin_index::api::{self, Context};
-use ragspin_spin::{SpinClock, SpinConfig, SpinHttp, SpinSql, SpinTimer};
+use ragspin_index::api::{self, Access, Context};
+use ragspin_spin::{SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
 
 ragspin_spin::http_component!(handle);
 
@@ -16,6 +17,23 @@ ragspin_spin::http_component!(handle);
 const DEFAULT_BUDGET_MS: u64 = 25_000;
 
 async fn handle(request: HttpRequest) -> HttpResponse {
+    guard(&request, &SpinConfig, RouteKind::Api, || async {
+        let (access, index) = api::required_access(&request.method, request.path())?;
+        let permission = match access {
+            Access::Read => Permission::Search,
+            Access::Write => Permission::Ingest,
+            Access::Admin => Permission::Admin,
+        };
+        let kv = SpinKv::open_default();
+        let principal =
+            authorize(&request, &kv, &SpinConfig, &SpinClock, permission, index).await?;
+        let visible = |name: &str| principal.check(Permission::Search, Some(name)).is_ok();
+        Ok(serve(&request, &visible).await)
+    })
+    .await
+}
+
+async fn serve(request: &HttpRequest, visible: &dyn Fn(&str) -> bool) -> HttpResponse {
     let azure = match AzureConfig::from_config(&SpinConfig).await {
         Ok(azure) => azure,
         Err(e) => return HttpResponse::error(&e),
@@ -29,6 +47,7 @@ async fn handle(request: HttpRequest) -> HttpResponse {
         sql: &sql,
         clock: &SpinClock,
         budget_ms,
+        visible: Some(visible),
         embedder: |settings: &IndexSettings| {
             azure.as_ref().map(|base| {
                 let mut config = base.clone();
@@ -43,5 +62,5 @@ async fn handle(request: HttpRequest) -> HttpResponse {
             })
         },
     };
-    api::handle(&request, &ctx).await
+    api::handle(request, &ctx).await
 }

@@ -42,6 +42,6 @@ pub use domain::{
 pub use error::{Error, ErrorBody, ErrorDetail, Result, status_for};
 pub use http::{HttpRequest, HttpResponse};
 pub use ports::{
-    ChatModel, Clock, Config, Embedder, HttpClient, KvStore, Retriever, Row, Rows, Sql, SqlValue,
-    Timer, with_timeout,
+    BodyStream, ChatModel, Clock, Config, Embedder, HttpClient, KvStore, Retriever, Row, Rows, Sql,
+    SqlValue, StreamingHttpClient, Timer, with_timeout,
 };

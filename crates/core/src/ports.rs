@@ -292,6 +292,25 @@ pub trait HttpClient {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse>;
 }
 
+/// A response body read piece by piece, as it arrives.
+pub trait BodyStream {
+    /// The next piece of the body; `None` at its end.
+    ///
+    /// Must be cancel-safe: dropping the returned future before it completes
+    /// loses no bytes (callers race it against a timer).
+    async fn next(&mut self) -> Option<Result<Vec<u8>>>;
+}
+
+/// Outbound HTTP whose response body is streamed (Server-Sent Events from a
+/// chat model). Dropping the body cancels the request.
+pub trait StreamingHttpClient {
+    /// The body of a response.
+    type Body: BodyStream;
+    /// Send `request`; returns status and headers (with an empty `body`)
+    /// once they arrive, and the body to read. Errors as [`HttpClient::send`].
+    async fn open(&self, request: HttpRequest) -> Result<(HttpResponse, Self::Body)>;
+}
+
 /// Turns texts into vectors.
 pub trait Embedder {
     /// The model (or deployment) name; part of the embedding cache key.

@@ -279,10 +279,10 @@ fn overlap_start(text: &str, previous: Range<usize>, overlap: usize) -> usize {
             .take_while(|&start| estimate_tokens(&text[start..previous.end]) <= overlap)
             .last()
     };
-    if let Some(start) = earliest_fitting(Level::Sentence) {
-        if estimate_tokens(&text[start..previous.end]) * 2 >= overlap {
-            return start;
-        }
+    if let Some(start) = earliest_fitting(Level::Sentence)
+        && estimate_tokens(&text[start..previous.end]) * 2 >= overlap
+    {
+        return start;
     }
     earliest_fitting(Level::Word).unwrap_or(previous.end)
 }

@@ -265,15 +265,15 @@ impl State {
             return;
         }
         let kept = self.kept();
-        if let Some((scope_name, depth)) = &mut self.in_scope {
-            if scope_name.as_slice() == name {
-                *depth -= 1;
-                if *depth == 0 {
-                    self.flush();
-                    self.in_scope = None;
-                    self.main_done |= self.scope == Scope::Main;
-                    return;
-                }
+        if let Some((scope_name, depth)) = &mut self.in_scope
+            && scope_name.as_slice() == name
+        {
+            *depth -= 1;
+            if *depth == 0 {
+                self.flush();
+                self.in_scope = None;
+                self.main_done |= self.scope == Scope::Main;
+                return;
             }
         }
         if !kept {

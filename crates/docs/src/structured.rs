@@ -90,10 +90,10 @@ pub(crate) fn parse_csv(bytes: &[u8], mapping: &FieldMapping) -> Result<ParsedDo
                 metadata.insert(headers[i].clone(), v);
             }
         }
-        if let Some(i) = id_column {
-            if !value(i).is_empty() {
-                metadata.insert("record_id".into(), Value::String(value(i).to_owned()));
-            }
+        if let Some(i) = id_column
+            && !value(i).is_empty()
+        {
+            metadata.insert("record_id".into(), Value::String(value(i).to_owned()));
         }
         metadata
             .entry("row")

@@ -264,3 +264,19 @@ fn clamps_out_of_range_settings_instead_of_failing() {
         assert_chunk_invariants(&doc, &chunks, &s.clamped());
     }
 }
+
+#[test]
+fn estimate_tracks_cl100k_on_reference_samples() {
+    // True counts from tiktoken's cl100k_base on the raw fixture files.
+    for (name, cl100k) in [
+        ("guide.md", 1244),
+        ("notes.txt", 2691),
+        ("reviews.csv", 707),
+        ("products.json", 216),
+        ("page.html", 641),
+    ] {
+        let text = String::from_utf8(fixture(name)).unwrap();
+        let ratio = estimate_tokens(&text) as f64 / cl100k as f64;
+        assert!((0.9..=1.2).contains(&ratio), "{name}: {ratio:.3}");
+    }
+}

@@ -31,6 +31,38 @@ pub struct Context<'a, S: Sql, C: Clock, F> {
     pub embedder: F,
     /// Time one request may spend embedding before answering 202.
     pub budget_ms: u64,
+    /// Which indexes the caller may see in `GET /v1/indexes` (`None` = all).
+    pub visible: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+/// What a route needs from the caller, for the component's access check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading indexes and documents (readers).
+    Read,
+    /// Writing documents, settings and versions (editors).
+    Write,
+    /// Deleting a whole index (admins).
+    Admin,
+}
+
+/// The access a request needs and the index it names (`None` for the
+/// index listing, which is filtered per caller instead).
+pub fn required_access<'p>(method: &str, path: &'p str) -> Result<(Access, Option<&'p str>)> {
+    Ok(match (route(path)?, method) {
+        (Route::ListIndexes, _) => (Access::Read, None),
+        (Route::Index(i), "DELETE") => (Access::Admin, Some(i)),
+        (Route::Index(i), "GET") => (Access::Read, Some(i)),
+        (Route::Index(i), _) => (Access::Write, Some(i)),
+        (Route::Documents(i) | Route::Document(i, _), "GET") => (Access::Read, Some(i)),
+        (
+            Route::Documents(i)
+            | Route::Document(i, _)
+            | Route::Versions(i)
+            | Route::Activate(i, _),
+            _,
+        ) => (Access::Write, Some(i)),
+    })
 }
 
 /// One route, parsed from method and path.
@@ -81,7 +113,10 @@ where
     }
 }
 
-async fn dispatch<S, C, F, E>(request: &HttpRequest, ctx: &Context<'_, S, C, F>) -> Result<HttpResponse>
+async fn dispatch<S, C, F, E>(
+    request: &HttpRequest,
+    ctx: &Context<'_, S, C, F>,
+) -> Result<HttpResponse>
 where
     S: Sql,
     C: Clock,
@@ -95,8 +130,14 @@ where
     let deadline = ctx.clock.now_unix_ms().saturating_add(ctx.budget_ms);
     match (route, method) {
         (Route::ListIndexes, "GET") => {
-            let indexes = svc.list_indexes().await?;
-            Ok(HttpResponse::json(200, &serde_json::json!({ "indexes": indexes })))
+            let mut indexes = svc.list_indexes().await?;
+            if let Some(visible) = ctx.visible {
+                indexes.retain(|i| visible(&i.name));
+            }
+            Ok(HttpResponse::json(
+                200,
+                &serde_json::json!({ "indexes": indexes }),
+            ))
         }
         (Route::ListIndexes, m) => Err(not_allowed(m, &["GET"])),
         (Route::Index(name), "PUT") => {
@@ -127,22 +168,33 @@ where
             if single {
                 Ok(HttpResponse::json(status, &outcomes[0]))
             } else {
-                Ok(HttpResponse::json(status, &serde_json::json!({ "documents": outcomes })))
+                Ok(HttpResponse::json(
+                    status,
+                    &serde_json::json!({ "documents": outcomes }),
+                ))
             }
         }
         (Route::Documents(index), "GET") => {
             let query = parse_query(request.query().unwrap_or(""));
             let limit = match query.iter().find(|(k, _)| k == "limit") {
-                Some((_, v)) => v
-                    .parse()
-                    .map_err(|_| Error::validation("limit", "must be a number between 1 and 200"))?,
+                Some((_, v)) => v.parse().map_err(|_| {
+                    Error::validation("limit", "must be a number between 1 and 200")
+                })?,
                 None => 50,
             };
-            let cursor = query.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.as_str());
-            Ok(HttpResponse::json(200, &svc.list_documents(index, cursor, limit).await?))
+            let cursor = query
+                .iter()
+                .find(|(k, _)| k == "cursor")
+                .map(|(_, v)| v.as_str());
+            Ok(HttpResponse::json(
+                200,
+                &svc.list_documents(index, cursor, limit).await?,
+            ))
         }
         (Route::Documents(_), m) => Err(not_allowed(m, &["GET", "POST"])),
-        (Route::Document(index, id), "GET") => Ok(HttpResponse::json(200, &svc.get_document(index, id).await?)),
+        (Route::Document(index, id), "GET") => {
+            Ok(HttpResponse::json(200, &svc.get_document(index, id).await?))
+        }
         (Route::Document(index, id), "PUT") => {
             let settings = svc.get_index(index).await?.settings;
             let embedder = (ctx.embedder)(&settings);
@@ -153,7 +205,10 @@ where
             let mut doc = docs.remove(0);
             doc.id = Some(id.to_string());
             let outcome = svc.ingest(index, doc, embedder.as_ref(), deadline).await?;
-            Ok(HttpResponse::json(outcome_status(std::slice::from_ref(&outcome)), &outcome))
+            Ok(HttpResponse::json(
+                outcome_status(std::slice::from_ref(&outcome)),
+                &outcome,
+            ))
         }
         (Route::Document(index, id), "DELETE") => {
             svc.delete_document(index, id).await?;
@@ -163,7 +218,9 @@ where
         (Route::Versions(index), "POST") => {
             let settings = svc.get_index(index).await?.settings;
             let embedder = (ctx.embedder)(&settings);
-            let progress = svc.build_version(index, embedder.as_ref(), deadline).await?;
+            let progress = svc
+                .build_version(index, embedder.as_ref(), deadline)
+                .await?;
             let status = if progress.state == "ready" { 201 } else { 202 };
             Ok(HttpResponse::json(status, &progress))
         }
@@ -172,7 +229,10 @@ where
             let version: i64 = v
                 .parse()
                 .map_err(|_| Error::bad_field("version", "must be a version number"))?;
-            Ok(HttpResponse::json(200, &svc.activate_version(index, version).await?))
+            Ok(HttpResponse::json(
+                200,
+                &svc.activate_version(index, version).await?,
+            ))
         }
         (Route::Activate(..), m) => Err(not_allowed(m, &["POST"])),
     }
@@ -196,7 +256,8 @@ fn json_body<T: for<'de> Deserialize<'de>>(request: &HttpRequest) -> Result<T> {
             "expected application/json, got {ct}"
         )));
     }
-    serde_json::from_slice(&request.body).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&request.body)
+        .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn is_multipart(request: &HttpRequest) -> bool {
@@ -224,7 +285,9 @@ struct JsonDocument {
 
 fn decode_documents(request: &HttpRequest) -> Result<Vec<NewDocument>> {
     if request.body.len() > MAX_BODY_BYTES {
-        return Err(Error::PayloadTooLarge(format!("request body exceeds {MAX_BODY_BYTES} bytes")));
+        return Err(Error::PayloadTooLarge(format!(
+            "request body exceeds {MAX_BODY_BYTES} bytes"
+        )));
     }
     if is_multipart(request) {
         return crate::multipart::documents(request);
@@ -256,7 +319,10 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .filter(|s| !s.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (crate::multipart::percent_decode(k), crate::multipart::percent_decode(v))
+            (
+                crate::multipart::percent_decode(k),
+                crate::multipart::percent_decode(v),
+            )
         })
         .collect()
 }
@@ -270,8 +336,43 @@ mod tests {
         assert_eq!(route("/v1/indexes").unwrap(), Route::ListIndexes);
         assert_eq!(route("/v1/indexes/").unwrap(), Route::ListIndexes);
         assert_eq!(route("/v1/indexes/a").unwrap(), Route::Index("a"));
-        assert_eq!(route("/v1/indexes/a/documents/x").unwrap(), Route::Document("a", "x"));
-        assert_eq!(route("/v1/indexes/a/versions/2/activate").unwrap(), Route::Activate("a", "2"));
+        assert_eq!(
+            route("/v1/indexes/a/documents/x").unwrap(),
+            Route::Document("a", "x")
+        );
+        assert_eq!(
+            route("/v1/indexes/a/versions/2/activate").unwrap(),
+            Route::Activate("a", "2")
+        );
         assert!(route("/v1/indexes/a/b/c/d/e").is_err());
+    }
+
+    #[test]
+    fn reads_writes_and_index_deletes_need_different_access() {
+        assert_eq!(
+            required_access("GET", "/v1/indexes").unwrap(),
+            (Access::Read, None)
+        );
+        assert_eq!(
+            required_access("GET", "/v1/indexes/a/documents/x").unwrap(),
+            (Access::Read, Some("a"))
+        );
+        assert_eq!(
+            required_access("POST", "/v1/indexes/a/documents").unwrap(),
+            (Access::Write, Some("a"))
+        );
+        assert_eq!(
+            required_access("PUT", "/v1/indexes/a").unwrap(),
+            (Access::Write, Some("a"))
+        );
+        assert_eq!(
+            required_access("POST", "/v1/indexes/a/versions/2/activate").unwrap(),
+            (Access::Write, Some("a"))
+        );
+        assert_eq!(
+            required_access("DELETE", "/v1/indexes/a").unwrap(),
+            (Access::Admin, Some("a"))
+        );
+        assert!(required_access("GET", "/elsewhere").is_err());
     }
 }

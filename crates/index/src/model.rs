@@ -38,7 +38,10 @@ impl IndexSettings {
         if let Some(d) = self.dimensions
             && !(1..=8192).contains(&d)
         {
-            return Err(Error::validation("dimensions", "must be between 1 and 8192"));
+            return Err(Error::validation(
+                "dimensions",
+                "must be between 1 and 8192",
+            ));
         }
         if self.embedding_deployment.len() > 128
             || !self

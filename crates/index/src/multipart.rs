@@ -28,7 +28,12 @@ fn boundary(content_type: &str) -> Result<String> {
         .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
         .map(|(_, v)| v.trim_matches('"').to_string())
         .filter(|b| !b.is_empty() && b.len() <= 70)
-        .ok_or_else(|| Error::bad_field("content-type", "multipart/form-data needs a boundary parameter"))
+        .ok_or_else(|| {
+            Error::bad_field(
+                "content-type",
+                "multipart/form-data needs a boundary parameter",
+            )
+        })
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -65,8 +70,10 @@ fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>> {
             return Err(bad("boundary not followed by CRLF"));
         }
         pos += 2;
-        let head_end = find(body, b"\r\n\r\n", pos).ok_or_else(|| bad("part without headers end"))?;
-        let head = std::str::from_utf8(&body[pos..head_end]).map_err(|_| bad("part headers are not UTF-8"))?;
+        let head_end =
+            find(body, b"\r\n\r\n", pos).ok_or_else(|| bad("part without headers end"))?;
+        let head = std::str::from_utf8(&body[pos..head_end])
+            .map_err(|_| bad("part headers are not UTF-8"))?;
         let next = find(body, format!("\r\n{delimiter}").as_bytes(), head_end + 4)
             .ok_or_else(|| bad("no closing boundary"))?;
         let mut part = Part {
@@ -76,7 +83,9 @@ fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>> {
             body: &body[head_end + 4..next],
         };
         for line in head.split("\r\n") {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             if k.trim().eq_ignore_ascii_case("content-disposition") {
                 part.name = param(v, "name");
                 part.filename = param(v, "filename");
@@ -104,13 +113,16 @@ pub fn documents(request: &HttpRequest) -> Result<Vec<NewDocument>> {
             (Some(filename), _) => docs.push(NewDocument {
                 id: None,
                 filename,
-                content_type: part.content_type.filter(|ct| ct != "application/octet-stream"),
+                content_type: part
+                    .content_type
+                    .filter(|ct| ct != "application/octet-stream"),
                 content: part.body.to_vec(),
                 metadata: serde_json::Map::new(),
             }),
             (None, Some("metadata")) => {
-                metadata = serde_json::from_slice(part.body)
-                    .map_err(|e| Error::bad_field("metadata", format!("must be a JSON object: {e}")))?;
+                metadata = serde_json::from_slice(part.body).map_err(|e| {
+                    Error::bad_field("metadata", format!("must be a JSON object: {e}"))
+                })?;
             }
             (None, Some("id")) => {
                 id = Some(
@@ -130,7 +142,10 @@ pub fn documents(request: &HttpRequest) -> Result<Vec<NewDocument>> {
         return Err(Error::bad_field("file", "the upload contains no file part"));
     }
     if id.is_some() && docs.len() != 1 {
-        return Err(Error::bad_field("id", "an id can only be given with exactly one file"));
+        return Err(Error::bad_field(
+            "id",
+            "an id can only be given with exactly one file",
+        ));
     }
     for doc in &mut docs {
         doc.metadata = metadata.clone();
@@ -204,7 +219,10 @@ mod tests {
             "--XyZ\nContent-Disposition: form-data; name=\"other\"\n\nx\n--XyZ--\n",
             "--XyZ--\n",
         ] {
-            assert!(matches!(documents(&upload(body)), Err(Error::BadRequest { .. })), "{body}");
+            assert!(
+                matches!(documents(&upload(body)), Err(Error::BadRequest { .. })),
+                "{body}"
+            );
         }
         let no_boundary = HttpRequest::new("POST", "http://x/")
             .with_header("content-type", "multipart/form-data")

@@ -52,7 +52,10 @@ impl Filter {
             if value.is_null() {
                 return Ok(Self::default());
             }
-            return Err(Error::bad_field("filter", "must be an object of field conditions"));
+            return Err(Error::bad_field(
+                "filter",
+                "must be an object of field conditions",
+            ));
         };
         let mut out = Vec::new();
         for (field, cond) in map {
@@ -61,7 +64,10 @@ impl Filter {
                 || field.len() > 64
                 || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
-                return Err(Error::bad_field(name, "field names are 1-64 letters, digits or '_'"));
+                return Err(Error::bad_field(
+                    name,
+                    "field names are 1-64 letters, digits or '_'",
+                ));
             }
             let condition = match cond {
                 serde_json::Value::Object(ops) => {
@@ -80,13 +86,18 @@ impl Filter {
                         if items.is_empty() || items.len() > 100 {
                             return Err(Error::bad_field(name, "`in` takes 1-100 values"));
                         }
-                        Condition::In(items.iter().map(|i| scalar(&name, i)).collect::<Result<_>>()?)
+                        Condition::In(
+                            items
+                                .iter()
+                                .map(|i| scalar(&name, i))
+                                .collect::<Result<_>>()?,
+                        )
                     } else {
                         let mut range = (None, None, None, None);
                         for (op, v) in ops {
-                            let n = v
-                                .as_f64()
-                                .ok_or_else(|| Error::bad_field(&name, format!("`{op}` takes a number")))?;
+                            let n = v.as_f64().ok_or_else(|| {
+                                Error::bad_field(&name, format!("`{op}` takes a number"))
+                            })?;
                             match op.as_str() {
                                 "gt" => range.0 = Some(n),
                                 "gte" => range.1 = Some(n),
@@ -95,7 +106,9 @@ impl Filter {
                                 other => {
                                     return Err(Error::bad_field(
                                         &name,
-                                        format!("unknown operator `{other}`; use eq, in, gt, gte, lt, lte"),
+                                        format!(
+                                            "unknown operator `{other}`; use eq, in, gt, gte, lt, lte"
+                                        ),
                                     ));
                                 }
                             }
@@ -137,7 +150,8 @@ impl Filter {
                     clauses.push(format!("{lhs} = {p}"));
                 }
                 Condition::In(vs) => {
-                    let ps: Vec<String> = vs.iter().map(|v| param(to_sql(v), &mut params)).collect();
+                    let ps: Vec<String> =
+                        vs.iter().map(|v| param(to_sql(v), &mut params)).collect();
                     clauses.push(format!("{lhs} IN ({})", ps.join(", ")));
                 }
                 Condition::Range { gt, gte, lt, lte } => {
@@ -160,8 +174,13 @@ impl Filter {
 
 fn scalar(name: &str, v: &serde_json::Value) -> Result<serde_json::Value> {
     match v {
-        serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(v.clone()),
-        _ => Err(Error::bad_field(name, "values are strings, numbers or booleans")),
+        serde_json::Value::String(_)
+        | serde_json::Value::Number(_)
+        | serde_json::Value::Bool(_) => Ok(v.clone()),
+        _ => Err(Error::bad_field(
+            name,
+            "values are strings, numbers or booleans",
+        )),
     }
 }
 
@@ -187,7 +206,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { bm25: 1.0, vector: 1.0 }
+        Self {
+            bm25: 1.0,
+            vector: 1.0,
+        }
     }
 }
 
@@ -246,7 +268,8 @@ type CachedBlocks = Arc<Vec<Block>>;
 
 /// Decoded blocks of the most recently searched versions (per instance).
 fn block_cache() -> &'static Mutex<Vec<(CacheKey, CachedBlocks)>> {
-    static CACHE: std::sync::OnceLock<Mutex<Vec<(CacheKey, CachedBlocks)>>> = std::sync::OnceLock::new();
+    static CACHE: std::sync::OnceLock<Mutex<Vec<(CacheKey, CachedBlocks)>>> =
+        std::sync::OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(Vec::new()))
 }
 
@@ -308,23 +331,36 @@ pub async fn active_version<S: Sql>(sql: &S, index: &str) -> Result<(i64, i64)> 
 pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult> {
     crate::model::validate_index_name(&req.index)?;
     if req.top_k == 0 || req.top_k > MAX_TOP_K {
-        return Err(Error::validation("top_k", format!("must be between 1 and {MAX_TOP_K}")));
+        return Err(Error::validation(
+            "top_k",
+            format!("must be between 1 and {MAX_TOP_K}"),
+        ));
     }
     let (version, generation) = active_version(sql, &req.index).await?;
     let pool = (req.top_k * 4).max(20);
     let bm25 = bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?;
     let vector = match &req.query_vector {
-        Some(q) => Some(vector_ranked(sql, &req.index, version, generation, q, &req.filter, pool).await?),
+        Some(q) => {
+            Some(vector_ranked(sql, &req.index, version, generation, q, &req.filter, pool).await?)
+        }
         None => None,
     };
     let mut fused: HashMap<i64, Scores> = HashMap::new();
     for (rank, (id, score)) in bm25.iter().enumerate() {
-        let s = fused.entry(*id).or_insert(Scores { bm25: None, vector: None, fused: 0.0 });
+        let s = fused.entry(*id).or_insert(Scores {
+            bm25: None,
+            vector: None,
+            fused: 0.0,
+        });
         s.bm25 = Some(*score);
         s.fused += req.weights.bm25 / (RRF_K + rank as f64 + 1.0);
     }
     for (rank, (id, score)) in vector.iter().flatten().enumerate() {
-        let s = fused.entry(*id).or_insert(Scores { bm25: None, vector: None, fused: 0.0 });
+        let s = fused.entry(*id).or_insert(Scores {
+            bm25: None,
+            vector: None,
+            fused: 0.0,
+        });
         s.vector = Some(*score);
         s.fused += req.weights.vector / (RRF_K + rank as f64 + 1.0);
     }
@@ -332,7 +368,11 @@ pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult
     ranked.sort_by(|a, b| b.1.fused.total_cmp(&a.1.fused).then(a.0.cmp(&b.0)));
     ranked.truncate(req.top_k);
     let hits = load_hits(sql, &ranked).await?;
-    let mode = match (&req.query_vector, req.weights.bm25 > 0.0, req.weights.vector > 0.0) {
+    let mode = match (
+        &req.query_vector,
+        req.weights.bm25 > 0.0,
+        req.weights.vector > 0.0,
+    ) {
         (Some(_), true, true) => "hybrid",
         (Some(_), false, _) => "vector",
         _ => "bm25",
@@ -375,19 +415,36 @@ async fn bm25_ranked<S: Sql>(
             &all,
         )
         .await?;
-    Ok(rows.rows.iter().map(|r| (int(r.0.first()), real(r.0.get(1)))).collect())
+    Ok(rows
+        .rows
+        .iter()
+        .map(|r| (int(r.0.first()), real(r.0.get(1))))
+        .collect())
 }
 
-async fn load_blocks_cached<S: Sql>(sql: &S, index: &str, version: i64, generation: i64) -> Result<CachedBlocks> {
+async fn load_blocks_cached<S: Sql>(
+    sql: &S,
+    index: &str,
+    version: i64,
+    generation: i64,
+) -> Result<CachedBlocks> {
     let key = (index.to_string(), version, generation);
-    if let Some((_, blocks)) = block_cache().lock().unwrap().iter().find(|(k, _)| *k == key) {
+    if let Some((_, blocks)) = block_cache()
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
         return Ok(blocks.clone());
     }
     let rows = sql
         .query(
             "SELECT dimensions, ids, bits, codes, scales FROM rs_vector_blocks
              WHERE index_name = ?1 AND version = ?2 ORDER BY block",
-            &[SqlValue::Text(index.to_string()), SqlValue::Integer(version)],
+            &[
+                SqlValue::Text(index.to_string()),
+                SqlValue::Integer(version),
+            ],
         )
         .await?;
     let blob = |v: Option<&SqlValue>| match v {
@@ -398,8 +455,14 @@ async fn load_blocks_cached<S: Sql>(sql: &S, index: &str, version: i64, generati
         .rows
         .iter()
         .map(|r| {
-            Block::decode(int(r.0.first()) as usize, &blob(r.0.get(1)), &blob(r.0.get(2)), &blob(r.0.get(3)), &blob(r.0.get(4)))
-                .ok_or_else(|| Error::Storage("corrupt vector block".into()))
+            Block::decode(
+                int(r.0.first()) as usize,
+                &blob(r.0.get(1)),
+                &blob(r.0.get(2)),
+                &blob(r.0.get(3)),
+                &blob(r.0.get(4)),
+            )
+            .ok_or_else(|| Error::Storage("corrupt vector block".into()))
         })
         .collect::<Result<_>>()?;
     let blocks = Arc::new(blocks);
@@ -413,16 +476,26 @@ async fn load_blocks_cached<S: Sql>(sql: &S, index: &str, version: i64, generati
 }
 
 /// Ids allowed by `filter` in the version (`None` = no filter).
-async fn allowed_ids<S: Sql>(sql: &S, index: &str, version: i64, filter: &Filter) -> Result<Option<HashSet<i64>>> {
+async fn allowed_ids<S: Sql>(
+    sql: &S,
+    index: &str,
+    version: i64,
+    filter: &Filter,
+) -> Result<Option<HashSet<i64>>> {
     if filter.0.is_empty() {
         return Ok(None);
     }
     let (clauses, mut params) = filter.sql(3);
-    let mut all = vec![SqlValue::Text(index.to_string()), SqlValue::Integer(version)];
+    let mut all = vec![
+        SqlValue::Text(index.to_string()),
+        SqlValue::Integer(version),
+    ];
     all.append(&mut params);
     let rows = sql
         .query(
-            &format!("SELECT c.id FROM rs_chunks c WHERE c.index_name = ?1 AND c.version = ?2{clauses}"),
+            &format!(
+                "SELECT c.id FROM rs_chunks c WHERE c.index_name = ?1 AND c.version = ?2{clauses}"
+            ),
             &all,
         )
         .await?;
@@ -450,16 +523,30 @@ pub async fn vector_ranked<S: Sql>(
         )));
     }
     let allowed = allowed_ids(sql, index, version, filter).await?;
-    let candidates = cascade(&blocks, query, allowed.as_ref(), BINARY_CANDIDATES.max(limit), INT8_CANDIDATES.max(limit));
+    let candidates = cascade(
+        &blocks,
+        query,
+        allowed.as_ref(),
+        BINARY_CANDIDATES.max(limit),
+        INT8_CANDIDATES.max(limit),
+    );
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
     // Exact rescoring on the full vectors of the candidates only.
-    let placeholders: Vec<String> = (0..candidates.len()).map(|k| format!("?{}", k + 1)).collect();
+    let placeholders: Vec<String> = (0..candidates.len())
+        .map(|k| format!("?{}", k + 1))
+        .collect();
     let rows = sql
         .query(
-            &format!("SELECT id, vector FROM rs_chunks WHERE id IN ({})", placeholders.join(", ")),
-            &candidates.iter().map(|id| SqlValue::Integer(*id)).collect::<Vec<_>>(),
+            &format!(
+                "SELECT id, vector FROM rs_chunks WHERE id IN ({})",
+                placeholders.join(", ")
+            ),
+            &candidates
+                .iter()
+                .map(|id| SqlValue::Integer(*id))
+                .collect::<Vec<_>>(),
         )
         .await?;
     let mut scored: Vec<(i64, f64)> = rows
@@ -479,7 +566,13 @@ pub async fn vector_ranked<S: Sql>(
 }
 
 /// Candidate ids for `query`: Hamming top `n_binary`, then int8 top `n_int8`.
-pub fn cascade(blocks: &[Block], query: &[f32], allowed: Option<&HashSet<i64>>, n_binary: usize, n_int8: usize) -> Vec<i64> {
+pub fn cascade(
+    blocks: &[Block],
+    query: &[f32],
+    allowed: Option<&HashSet<i64>>,
+    n_binary: usize,
+    n_int8: usize,
+) -> Vec<i64> {
     let dims = query.len();
     let qbits = binary_code(query);
     let bits_len = dims.div_ceil(8);
@@ -491,7 +584,11 @@ pub fn cascade(blocks: &[Block], query: &[f32], allowed: Option<&HashSet<i64>>, 
                 continue;
             }
             let code = &block.bits[slot * bits_len..(slot + 1) * bits_len];
-            let d: u32 = code.iter().zip(&qbits).map(|(a, b)| (a ^ b).count_ones()).sum();
+            let d: u32 = code
+                .iter()
+                .zip(&qbits)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
             first.push((d, bi, slot));
         }
     }
@@ -505,9 +602,17 @@ pub fn cascade(blocks: &[Block], query: &[f32], allowed: Option<&HashSet<i64>>, 
         .map(|(_, bi, slot)| {
             let block = &blocks[*bi];
             let codes = &block.codes[slot * dims..(slot + 1) * dims];
-            let dot: i64 = codes.iter().zip(&qcodes).map(|(a, b)| *a as i64 * *b as i64).sum();
+            let dot: i64 = codes
+                .iter()
+                .zip(&qcodes)
+                .map(|(a, b)| *a as i64 * *b as i64)
+                .sum();
             // Normalise by the stored vector's int8 norm so cosine order is kept.
-            let norm: i64 = codes.iter().map(|a| *a as i64 * *a as i64).sum::<i64>().max(1);
+            let norm: i64 = codes
+                .iter()
+                .map(|a| *a as i64 * *a as i64)
+                .sum::<i64>()
+                .max(1);
             let score = (dot as f64 / (norm as f64).sqrt() * 1e6) as i64;
             (score, block.ids[*slot])
         })
@@ -524,7 +629,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
         na += *x as f64 * *x as f64;
         nb += *y as f64 * *y as f64;
     }
-    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
 }
 
 async fn load_hits<S: Sql>(sql: &S, ranked: &[(i64, Scores)]) -> Result<Vec<Hit>> {
@@ -560,7 +669,11 @@ async fn load_hits<S: Sql>(sql: &S, ranked: &[(i64, Scores)]) -> Result<Vec<Hit>
                 },
                 heading_path: serde_json::from_str(&text(r.0.get(6))).unwrap_or_default(),
                 metadata: serde_json::from_str(&text(r.0.get(7))).unwrap_or_default(),
-                scores: Scores { bm25: None, vector: None, fused: 0.0 },
+                scores: Scores {
+                    bm25: None,
+                    vector: None,
+                    fused: 0.0,
+                },
             },
         );
     }
@@ -582,16 +695,25 @@ mod tests {
 
     #[test]
     fn fts_queries_quote_every_word() {
-        assert_eq!(fts_query("Battery-life? \"x\" OR y").unwrap(), "\"battery\" OR \"life\" OR \"x\" OR \"or\" OR \"y\"");
+        assert_eq!(
+            fts_query("Battery-life? \"x\" OR y").unwrap(),
+            "\"battery\" OR \"life\" OR \"x\" OR \"or\" OR \"y\""
+        );
         assert!(fts_query("?? !!").is_none());
     }
 
     #[test]
     fn filters_parse_and_name_bad_fields() {
-        let f = Filter::parse(&json!({"category": "phones", "rating": {"gte": 4}, "brand": {"in": ["a", "b"]}})).unwrap();
+        let f = Filter::parse(
+            &json!({"category": "phones", "rating": {"gte": 4}, "brand": {"in": ["a", "b"]}}),
+        )
+        .unwrap();
         assert_eq!(f.0.len(), 3);
         let (sql, params) = f.sql(1);
-        assert!(sql.contains("json_extract(c.metadata, ?1) IN (?2, ?3)") || sql.contains(">="), "{sql}");
+        assert!(
+            sql.contains("json_extract(c.metadata, ?1) IN (?2, ?3)") || sql.contains(">="),
+            "{sql}"
+        );
         assert_eq!(params.len(), 7);
         for (bad, field) in [
             (json!({"rating": {"between": 1}}), "filter.rating"),
@@ -607,6 +729,11 @@ mod tests {
             }
         }
         assert!(Filter::parse(&json!([1])).is_err());
-        assert!(Filter::parse(&serde_json::Value::Null).unwrap().0.is_empty());
+        assert!(
+            Filter::parse(&serde_json::Value::Null)
+                .unwrap()
+                .0
+                .is_empty()
+        );
     }
 }

@@ -149,7 +149,11 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     /// settings apply to documents added from now on only when they do not
     /// need a rebuild; otherwise they take effect in the next version
     /// (`build_version`), and the active version keeps serving.
-    pub async fn put_index(&self, name: &str, settings: IndexSettings) -> Result<(IndexInfo, bool)> {
+    pub async fn put_index(
+        &self,
+        name: &str,
+        settings: IndexSettings,
+    ) -> Result<(IndexInfo, bool)> {
         validate_index_name(name)?;
         settings.validate()?;
         let json = serde_json::to_string(&settings).map_err(|e| Error::Internal(e.to_string()))?;
@@ -236,7 +240,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             let rows = self.sql.query(sql, &[t(name), i(version)]).await?;
             Ok::<_, Error>(rows.rows.first().map(|r| r.0.clone()).unwrap_or_default())
         };
-        let docs = q("SELECT count(*) FROM rs_documents WHERE index_name = ?1 AND version = ?2").await?;
+        let docs =
+            q("SELECT count(*) FROM rs_documents WHERE index_name = ?1 AND version = ?2").await?;
         let chunks = q(
             "SELECT count(*), COALESCE(SUM(vector IS NULL), 0) FROM rs_chunks WHERE index_name = ?1 AND version = ?2",
         )
@@ -316,7 +321,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 "rs_versions",
             ] {
                 self.sql
-                    .execute(&format!("DELETE FROM {table} WHERE index_name = ?1"), &[t(name)])
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE index_name = ?1"),
+                        &[t(name)],
+                    )
                     .await?;
             }
             self.sql
@@ -391,7 +399,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             )));
         }
         if doc.filename.trim().is_empty() || doc.filename.len() > 255 {
-            return Err(Error::validation("filename", "a file name of 1-255 bytes is required"));
+            return Err(Error::validation(
+                "filename",
+                "a file name of 1-255 bytes is required",
+            ));
         }
         let format = Format::detect(doc.content_type.as_deref(), &doc.filename)?;
         let content_hash = sha256_hex(&doc.content);
@@ -415,7 +426,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         };
         let existed = self.source_hash(index, &doc_id).await?;
         if existed.as_deref() == Some(content_hash.as_str())
-            && self.indexed_hash(index, active.version, &doc_id).await?.as_deref()
+            && self
+                .indexed_hash(index, active.version, &doc_id)
+                .await?
+                .as_deref()
                 == Some(content_hash.as_str())
             && self.building_versions(index).await?.is_empty()
         {
@@ -437,11 +451,23 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             let parsed_here = if version.settings.fields == versions[0].settings.fields {
                 None
             } else {
-                Some(ragspin_docs::parse(&source.content, format, &version.settings.fields)?)
+                Some(ragspin_docs::parse(
+                    &source.content,
+                    format,
+                    &version.settings.fields,
+                )?)
             };
             let doc_for_version = parsed_here.as_ref().unwrap_or(&parsed);
             match self
-                .index_into_version(index, version, &source, doc_for_version, embedder, deadline_ms, &mut stats)
+                .index_into_version(
+                    index,
+                    version,
+                    &source,
+                    doc_for_version,
+                    embedder,
+                    deadline_ms,
+                    &mut stats,
+                )
                 .await
             {
                 Ok(Indexed::Done) => {}
@@ -459,7 +485,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             }
         }
         if !pending {
-            self.update_job_stage(index, &doc_id, "indexed", None).await?;
+            self.update_job_stage(index, &doc_id, "indexed", None)
+                .await?;
         }
         Ok(IngestOutcome {
             document: self.document_info(index, &doc_id, Some(&source)).await?,
@@ -485,15 +512,35 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         self.update_job_stage(index, doc_id, "parsed", None).await?;
         let drafts = ragspin_docs::chunk(parsed, &version.settings.chunking);
         if drafts.is_empty() {
-            return Err(Error::validation("content", "document has no text to index"));
+            return Err(Error::validation(
+                "content",
+                "document has no text to index",
+            ));
         }
         let total = drafts.len() as i64;
-        self.set_job(index, doc_id, &source.content_hash, "chunked", 0, total, None)
-            .await?;
+        self.set_job(
+            index,
+            doc_id,
+            &source.content_hash,
+            "chunked",
+            0,
+            total,
+            None,
+        )
+        .await?;
         let vectors = match embedder {
             Some(embedder) => {
                 match self
-                    .embed_drafts(index, doc_id, &source.content_hash, &drafts, embedder, &version.settings, deadline_ms, stats)
+                    .embed_drafts(
+                        index,
+                        doc_id,
+                        &source.content_hash,
+                        &drafts,
+                        embedder,
+                        &version.settings,
+                        deadline_ms,
+                        stats,
+                    )
                     .await?
                 {
                     Some(v) => v,
@@ -528,7 +575,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let mut known: HashMap<String, Vec<f32>> = HashMap::new();
         let hashes: Vec<&str> = drafts.iter().map(|d| d.content_hash.as_str()).collect();
         for group in hashes.chunks(200) {
-            let placeholders: Vec<String> = (0..group.len()).map(|k| format!("?{}", k + 3)).collect();
+            let placeholders: Vec<String> =
+                (0..group.len()).map(|k| format!("?{}", k + 3)).collect();
             let mut params = vec![t(&model), i(dims)];
             params.extend(group.iter().map(|h| t(*h)));
             let rows = self
@@ -595,8 +643,16 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 known.insert(d.content_hash.clone(), v);
             }
             done += batch.len() as i64;
-            self.set_job(index, doc_id, content_hash, "embedding", done.min(total), total, None)
-                .await?;
+            self.set_job(
+                index,
+                doc_id,
+                content_hash,
+                "embedding",
+                done.min(total),
+                total,
+                None,
+            )
+            .await?;
         }
         Ok(Some(
             drafts
@@ -622,8 +678,12 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         for (draft, vector) in drafts.iter().zip(vectors) {
             let mut metadata = source.metadata.clone();
             metadata.extend(draft.metadata.clone());
-            let heading_path = serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
-            let blob = vector.as_ref().map(|v| SqlValue::Blob(encode_f32(v))).unwrap_or(SqlValue::Null);
+            let heading_path =
+                serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
+            let blob = vector
+                .as_ref()
+                .map(|v| SqlValue::Blob(encode_f32(v)))
+                .unwrap_or(SqlValue::Null);
             let rows = self
                 .sql
                 .query(
@@ -730,7 +790,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         }
         // Appends only touch the last block; removals may touch any.
         let mut blocks = if removed.is_empty() {
-            self.load_last_block(index, version).await?.into_iter().collect()
+            self.load_last_block(index, version)
+                .await?
+                .into_iter()
+                .collect()
         } else {
             self.load_blocks(index, version).await?
         };
@@ -842,7 +905,12 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         Ok(rows.rows.first().map(|r| text(r.0.first())))
     }
 
-    async fn indexed_hash(&self, index: &str, version: i64, doc_id: &str) -> Result<Option<String>> {
+    async fn indexed_hash(
+        &self,
+        index: &str,
+        version: i64,
+        doc_id: &str,
+    ) -> Result<Option<String>> {
         let rows = self
             .sql
             .query(
@@ -883,13 +951,25 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .map(|_| ())
     }
 
-    async fn update_job_stage(&self, index: &str, doc_id: &str, stage: &str, error: Option<&str>) -> Result<()> {
+    async fn update_job_stage(
+        &self,
+        index: &str,
+        doc_id: &str,
+        stage: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
         self.sql
             .execute(
                 "UPDATE rs_jobs SET stage = ?3, error = ?4, updated_at = ?5,
                     embedded = CASE WHEN ?3 = 'indexed' THEN total ELSE embedded END
                  WHERE index_name = ?1 AND doc_id = ?2",
-                &[t(index), t(doc_id), t(stage), error.map(t).unwrap_or(SqlValue::Null), i(self.now())],
+                &[
+                    t(index),
+                    t(doc_id),
+                    t(stage),
+                    error.map(t).unwrap_or(SqlValue::Null),
+                    i(self.now()),
+                ],
             )
             .await
             .map(|_| ())
@@ -901,7 +981,12 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         self.document_info(index, doc_id, None).await
     }
 
-    async fn document_info(&self, index: &str, doc_id: &str, pending: Option<&Source>) -> Result<DocumentInfo> {
+    async fn document_info(
+        &self,
+        index: &str,
+        doc_id: &str,
+        pending: Option<&Source>,
+    ) -> Result<DocumentInfo> {
         let active = self.active_version_row(index).await?;
         let rows = self
             .sql
@@ -997,7 +1082,12 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     }
 
     /// Documents ordered by id, `limit` (1–200) per page after `cursor`.
-    pub async fn list_documents(&self, index: &str, cursor: Option<&str>, limit: usize) -> Result<DocumentPage> {
+    pub async fn list_documents(
+        &self,
+        index: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<DocumentPage> {
         self.active_version_row(index).await?;
         if !(1..=200).contains(&limit) {
             return Err(Error::validation("limit", "must be between 1 and 200"));
@@ -1072,7 +1162,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             Some(v) => v,
             None => {
                 let next = info.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-                let json = serde_json::to_string(&info.settings).map_err(|e| Error::Internal(e.to_string()))?;
+                let json = serde_json::to_string(&info.settings)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 self.sql
                     .execute(
                         "INSERT INTO rs_versions (index_name, version, settings, state, created_at) VALUES (?1, ?2, ?3, 'building', ?4)",
@@ -1097,7 +1188,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .await?;
         let total_rows = self
             .sql
-            .query("SELECT count(*) FROM rs_sources WHERE index_name = ?1", &[t(index)])
+            .query(
+                "SELECT count(*) FROM rs_sources WHERE index_name = ?1",
+                &[t(index)],
+            )
             .await?;
         let total = int(total_rows.rows.first().and_then(|r| r.0.first()));
         let mut stats = CallStats::default();
@@ -1110,12 +1204,21 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             let format = Format::detect(Some(&source.content_type), &source.filename)?;
             let parsed = ragspin_docs::parse(&source.content, format, &version.settings.fields)?;
             match self
-                .index_into_version(index, &version, &source, &parsed, embedder, deadline_ms, &mut stats)
+                .index_into_version(
+                    index,
+                    &version,
+                    &source,
+                    &parsed,
+                    embedder,
+                    deadline_ms,
+                    &mut stats,
+                )
                 .await?
             {
                 Indexed::Done => {
                     remaining -= 1;
-                    self.update_job_stage(index, &source.doc_id, "indexed", None).await?;
+                    self.update_job_stage(index, &source.doc_id, "indexed", None)
+                        .await?;
                 }
                 Indexed::Pending => break,
             }
@@ -1166,7 +1269,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     pub async fn activate_version(&self, index: &str, version: i64) -> Result<IndexInfo> {
         let info = self.get_index(index).await?;
         let Some(v) = info.versions.iter().find(|v| v.version == version) else {
-            return Err(Error::NotFound(format!("index {index:?} has no version {version}")));
+            return Err(Error::NotFound(format!(
+                "index {index:?} has no version {version}"
+            )));
         };
         if v.state == "building" {
             return Err(Error::Conflict(format!(
@@ -1235,7 +1340,8 @@ fn compact(blocks: &[(i64, Block)]) -> Vec<Block> {
             o.ids.push(*id);
             o.bits
                 .extend_from_slice(&b.bits[slot * bits_len..(slot + 1) * bits_len]);
-            o.codes.extend_from_slice(&b.codes[slot * dims..(slot + 1) * dims]);
+            o.codes
+                .extend_from_slice(&b.codes[slot * dims..(slot + 1) * dims]);
             o.scales.push(b.scales[slot]);
         }
     }

@@ -133,12 +133,21 @@ impl Block {
     }
 
     /// Decodes the four BLOB columns; `None` when their lengths disagree.
-    pub fn decode(dimensions: usize, ids: &[u8], bits: &[u8], codes: &[u8], scales: &[u8]) -> Option<Self> {
+    pub fn decode(
+        dimensions: usize,
+        ids: &[u8],
+        bits: &[u8],
+        codes: &[u8],
+        scales: &[u8],
+    ) -> Option<Self> {
         if ids.len() % 8 != 0 {
             return None;
         }
         let n = ids.len() / 8;
-        if bits.len() != n * dimensions.div_ceil(8) || codes.len() != n * dimensions || scales.len() != n * 4 {
+        if bits.len() != n * dimensions.div_ceil(8)
+            || codes.len() != n * dimensions
+            || scales.len() != n * 4
+        {
             return None;
         }
         Some(Self {

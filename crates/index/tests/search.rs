@@ -16,7 +16,11 @@ fn reviews_index(sql: &SqliteSql, clock: &ManualClock, e: &HashEmbedder) {
     settings.fields.text_fields = vec!["product_name".into(), "review_text".into()];
     settings.fields.metadata_fields = vec!["rating".into(), "price".into(), "category".into()];
     block_on(svc.put_index("reviews", settings)).unwrap();
-    let csv = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/docs/reviews.csv")).unwrap();
+    let csv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/docs/reviews.csv"
+    ))
+    .unwrap();
     let doc = NewDocument {
         filename: "reviews.csv".into(),
         content_type: Some("text/csv".into()),
@@ -48,18 +52,38 @@ fn budget_phone_with_long_battery_life_finds_matching_reviews_and_filters_on_rat
     let all = block_on(search(&sql, &request(q, json!(null), Some(qv.clone())))).unwrap();
     assert_eq!(all.mode, "hybrid");
     assert!(!all.hits.is_empty());
-    assert!(all.hits[0].text.to_lowercase().contains("battery"), "{:?}", all.hits[0].text);
-    assert!(all.hits.iter().any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some()));
+    assert!(
+        all.hits[0].text.to_lowercase().contains("battery"),
+        "{:?}",
+        all.hits[0].text
+    );
+    assert!(
+        all.hits
+            .iter()
+            .any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some())
+    );
     let filtered = block_on(search(
         &sql,
-        &request(q, json!({"category": "phones", "rating": {"gte": 3}, "price": {"lt": 400}}), Some(qv)),
+        &request(
+            q,
+            json!({"category": "phones", "rating": {"gte": 3}, "price": {"lt": 400}}),
+            Some(qv),
+        ),
     ))
     .unwrap();
     assert!(!filtered.hits.is_empty(), "no cheap well-rated phone found");
     for h in &filtered.hits {
         assert_eq!(h.metadata["category"], "phones");
-        assert!(h.metadata["rating"].as_f64().unwrap() >= 3.0, "{:?}", h.metadata);
-        assert!(h.metadata["price"].as_f64().unwrap() < 400.0, "{:?}", h.metadata);
+        assert!(
+            h.metadata["rating"].as_f64().unwrap() >= 3.0,
+            "{:?}",
+            h.metadata
+        );
+        assert!(
+            h.metadata["price"].as_f64().unwrap() < 400.0,
+            "{:?}",
+            h.metadata
+        );
         assert_eq!(h.filename, "reviews.csv");
     }
 }
@@ -93,9 +117,15 @@ fn bad_requests_name_the_problem() {
     assert!(block_on(search(&sql, &req)).is_err());
     let mut req = request("x", json!(null), None);
     req.index = "missing".into();
-    assert!(matches!(block_on(search(&sql, &req)), Err(ragspin_core::Error::NotFound(_))));
+    assert!(matches!(
+        block_on(search(&sql, &req)),
+        Err(ragspin_core::Error::NotFound(_))
+    ));
     let req = request("x", json!(null), Some(vec![1.0; 3]));
-    assert!(matches!(block_on(search(&sql, &req)), Err(ragspin_core::Error::Conflict(_))));
+    assert!(matches!(
+        block_on(search(&sql, &req)),
+        Err(ragspin_core::Error::Conflict(_))
+    ));
 }
 
 /// xorshift, for reproducible "random" vectors.
@@ -116,14 +146,25 @@ fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
     }
     let mut found = 0;
     for q in queries {
-        let mut exact: Vec<(usize, f64)> = vectors.iter().enumerate().map(|(k, v)| (k, cosine(q, v))).collect();
+        let mut exact: Vec<(usize, f64)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k, cosine(q, v)))
+            .collect();
         exact.sort_by(|a, b| b.1.total_cmp(&a.1));
         let truth: Vec<i64> = exact.iter().take(10).map(|(k, _)| *k as i64 + 1).collect();
         let candidates = cascade(&blocks, q, None, 400, 100);
         // Exact rescoring of the candidates, as the search does.
-        let mut rescored: Vec<(i64, f64)> = candidates.iter().map(|id| (*id, cosine(q, &vectors[*id as usize - 1]))).collect();
+        let mut rescored: Vec<(i64, f64)> = candidates
+            .iter()
+            .map(|id| (*id, cosine(q, &vectors[*id as usize - 1])))
+            .collect();
         rescored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        found += rescored.iter().take(10).filter(|(id, _)| truth.contains(id)).count();
+        found += rescored
+            .iter()
+            .take(10)
+            .filter(|(id, _)| truth.contains(id))
+            .count();
     }
     found as f64 / (queries.len() * 10) as f64
 }
@@ -134,16 +175,32 @@ fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
 fn vector_cascade_recall_against_exact_search() {
     let mut seed = 0x9E3779B97F4A7C15u64;
     let dims = 256;
-    let random: Vec<Vec<f32>> = (0..5000).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
-    let queries: Vec<Vec<f32>> = (0..50).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
+    let random: Vec<Vec<f32>> = (0..5000)
+        .map(|_| (0..dims).map(|_| rng(&mut seed)).collect())
+        .collect();
+    let queries: Vec<Vec<f32>> = (0..50)
+        .map(|_| (0..dims).map(|_| rng(&mut seed)).collect())
+        .collect();
     let r_random = recall_at_10(&random, &queries);
     // Clustered data (what text embeddings look like): points near 100 centres.
-    let centres: Vec<Vec<f32>> = (0..100).map(|_| (0..dims).map(|_| rng(&mut seed)).collect()).collect();
+    let centres: Vec<Vec<f32>> = (0..100)
+        .map(|_| (0..dims).map(|_| rng(&mut seed)).collect())
+        .collect();
     let clustered: Vec<Vec<f32>> = (0..5000)
-        .map(|k| centres[k % 100].iter().map(|c| c + 0.3 * rng(&mut seed)).collect())
+        .map(|k| {
+            centres[k % 100]
+                .iter()
+                .map(|c| c + 0.3 * rng(&mut seed))
+                .collect()
+        })
         .collect();
     let cq: Vec<Vec<f32>> = (0..50)
-        .map(|k| centres[(k * 7) % 100].iter().map(|c| c + 0.3 * rng(&mut seed)).collect())
+        .map(|k| {
+            centres[(k * 7) % 100]
+                .iter()
+                .map(|c| c + 0.3 * rng(&mut seed))
+                .collect()
+        })
         .collect();
     let r_clustered = recall_at_10(&clustered, &cq);
     eprintln!("recall@10 random={r_random:.3} clustered={r_clustered:.3}");
@@ -159,8 +216,15 @@ fn text_embeddings_from_the_index_round_trip_through_the_cascade() {
     reviews_index(&sql, &clock, &e);
     let q = e.embed_one("noise cancelling headphones for travel");
     let vector_only = SearchRequest {
-        weights: Weights { bm25: 0.0, vector: 1.0 },
-        ..request("noise cancelling headphones for travel", json!(null), Some(q))
+        weights: Weights {
+            bm25: 0.0,
+            vector: 1.0,
+        },
+        ..request(
+            "noise cancelling headphones for travel",
+            json!(null),
+            Some(q),
+        )
     };
     let res = block_on(search(&sql, &vector_only)).unwrap();
     assert_eq!(res.mode, "vector");

@@ -70,7 +70,11 @@ fn markdown(sections: usize) -> String {
     (0..sections)
         .map(|k| {
             let body: String = (0..40)
-                .map(|j| format!("Paragraph {k} sentence {j} talks about topic number {k} and battery life. "))
+                .map(|j| {
+                    format!(
+                        "Paragraph {k} sentence {j} talks about topic number {k} and battery life. "
+                    )
+                })
                 .collect();
             format!("# Section {k}\n\n{body}\n\n")
         })
@@ -123,14 +127,27 @@ const FAR: u64 = u64::MAX;
 fn ingest_writes_chunks_fts_rows_and_vectors() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    let out = block_on(w.svc().ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR)).unwrap();
+    let out = block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR),
+    )
+    .unwrap();
     assert!(out.created && !out.pending);
     assert_eq!(out.document.status.stage, "indexed");
     let chunks = out.document.chunks;
     assert!(chunks >= 3, "{chunks}");
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"), chunks);
     assert_eq!(
-        count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"),
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"
+        ),
+        chunks
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"
+        ),
         chunks
     );
     let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
@@ -143,13 +160,25 @@ fn ingest_writes_chunks_fts_rows_and_vectors() {
 fn same_content_again_is_the_same_document_with_zero_embedding_calls() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    let first = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    let first = block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR),
+    )
+    .unwrap();
     let calls = e.calls.get();
-    let again = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    let again = block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR),
+    )
+    .unwrap();
     assert!(!again.created);
     assert_eq!(again.document.id, first.document.id);
     assert_eq!(again.document.content_hash, first.document.content_hash);
-    assert_eq!(e.calls.get(), calls, "re-ingesting unchanged content called the embedder");
+    assert_eq!(
+        e.calls.get(),
+        calls,
+        "re-ingesting unchanged content called the embedder"
+    );
     assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_sources"), 1);
 }
 
@@ -162,7 +191,11 @@ fn editing_one_section_re_embeds_only_the_changed_chunks() {
     d.id = Some("guide".into());
     let first = block_on(w.svc().ingest("docs", d.clone(), Some(&e), FAR)).unwrap();
     let before = e.inputs.get();
-    let edited = original.replacen("Paragraph 2 sentence 5 talks", "Paragraph 2 sentence 5 now discusses", 1);
+    let edited = original.replacen(
+        "Paragraph 2 sentence 5 talks",
+        "Paragraph 2 sentence 5 now discusses",
+        1,
+    );
     d.content = edited.into_bytes();
     let second = block_on(w.svc().ingest("docs", d, Some(&e), FAR)).unwrap();
     let re_embedded = e.inputs.get() - before;
@@ -175,10 +208,19 @@ fn editing_one_section_re_embeds_only_the_changed_chunks() {
     assert!(second.cached_embeddings > 0);
     assert_eq!(second.document.chunks, first.document.chunks);
     // The replaced chunks are gone from FTS and blocks.
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), second.document.chunks);
     assert_eq!(
-        count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'discusses'"),
-        count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE text LIKE '%discusses%'")
+        count(&w.sql, "SELECT count(*) FROM rs_chunks"),
+        second.document.chunks
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'discusses'"
+        ),
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE text LIKE '%discusses%'"
+        )
     );
     let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
     let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
@@ -196,11 +238,30 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
     block_on(w.svc().put_index("small", settings)).unwrap();
     let content = markdown(30);
     e.fail_on_call.set(Some(2));
-    let err = block_on(w.svc().ingest("small", doc("big.md", &content), Some(&e), FAR)).unwrap_err();
+    let err = block_on(
+        w.svc()
+            .ingest("small", doc("big.md", &content), Some(&e), FAR),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Upstream(_)), "{err:?}");
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE index_name = 'small'"), 0);
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_sources WHERE index_name = 'small'"), 0);
-    let id = format!("doc-{}", &ragspin_index::sha256_hex(content.as_bytes())[..16]);
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE index_name = 'small'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_sources WHERE index_name = 'small'"
+        ),
+        0
+    );
+    let id = format!(
+        "doc-{}",
+        &ragspin_index::sha256_hex(content.as_bytes())[..16]
+    );
     let status = block_on(w.svc().get_document("small", &id)).unwrap().status;
     assert_eq!(status.stage, "failed");
     assert!(status.error.unwrap().contains("500"));
@@ -208,12 +269,19 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
     assert_eq!(first_batch as usize, ragspin_index::EMBED_BATCH);
     e.fail_on_call.set(None);
     let texts_before = e.texts.borrow().len();
-    let ok = block_on(w.svc().ingest("small", doc("big.md", &content), Some(&e), FAR)).unwrap();
+    let ok = block_on(
+        w.svc()
+            .ingest("small", doc("big.md", &content), Some(&e), FAR),
+    )
+    .unwrap();
     assert_eq!(ok.document.status.stage, "indexed");
     assert_eq!(ok.cached_embeddings as usize, ragspin_index::EMBED_BATCH);
     let again: Vec<String> = e.texts.borrow()[texts_before..].to_vec();
     let first: Vec<String> = e.texts.borrow()[..first_batch as usize].to_vec();
-    assert!(first.iter().all(|t| !again.contains(t)), "a finished batch was embedded again");
+    assert!(
+        first.iter().all(|t| !again.contains(t)),
+        "a finished batch was embedded again"
+    );
 }
 
 #[test]
@@ -235,7 +303,10 @@ fn a_storage_error_while_committing_keeps_the_previous_version_of_the_document()
     let after = block_on(w.svc().get_document("docs", "stable")).unwrap();
     assert_eq!(after.content_hash, first.document.content_hash);
     assert_eq!(after.chunks, first.document.chunks);
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), first.document.chunks);
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_chunks"),
+        first.document.chunks
+    );
 }
 
 #[test]
@@ -248,11 +319,25 @@ fn a_passed_deadline_leaves_the_document_pending_and_posting_again_resumes() {
     block_on(w.svc().put_index("slow", settings)).unwrap();
     let content = markdown(30);
     let now = 1_700_000_000_000;
-    let out = block_on(w.svc().ingest("slow", doc("big.md", &content), Some(&e), now)).unwrap();
+    let out = block_on(
+        w.svc()
+            .ingest("slow", doc("big.md", &content), Some(&e), now),
+    )
+    .unwrap();
     assert!(out.pending);
     assert_eq!(out.document.status.stage, "embedding");
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks WHERE index_name = 'slow'"), 0);
-    let done = block_on(w.svc().ingest("slow", doc("big.md", &content), Some(&e), FAR)).unwrap();
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE index_name = 'slow'"
+        ),
+        0
+    );
+    let done = block_on(
+        w.svc()
+            .ingest("slow", doc("big.md", &content), Some(&e), FAR),
+    )
+    .unwrap();
     assert!(!done.pending);
     assert_eq!(done.document.status.stage, "indexed");
     assert_eq!(done.document.status.embedded, done.document.status.total);
@@ -261,7 +346,11 @@ fn a_passed_deadline_leaves_the_document_pending_and_posting_again_resumes() {
 #[test]
 fn offline_ingest_indexes_text_and_counts_vectors_pending() {
     let w = World::new();
-    let out = block_on(w.svc().ingest::<NoEmbedder>("docs", doc("a.md", &markdown(2)), None, FAR)).unwrap();
+    let out = block_on(
+        w.svc()
+            .ingest::<NoEmbedder>("docs", doc("a.md", &markdown(2)), None, FAR),
+    )
+    .unwrap();
     assert_eq!(out.document.status.stage, "indexed");
     let info = block_on(w.svc().get_index("docs")).unwrap();
     assert_eq!(info.stats.vectors_pending, info.stats.chunks);
@@ -272,11 +361,30 @@ fn offline_ingest_indexes_text_and_counts_vectors_pending() {
 fn deleting_a_document_removes_chunks_fts_rows_and_vectors() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    let a = block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
-    let b = block_on(w.svc().ingest("docs", doc("b.md", "# Other\n\nCompletely unrelated words here."), Some(&e), FAR)).unwrap();
+    let a = block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR),
+    )
+    .unwrap();
+    let b = block_on(w.svc().ingest(
+        "docs",
+        doc("b.md", "# Other\n\nCompletely unrelated words here."),
+        Some(&e),
+        FAR,
+    ))
+    .unwrap();
     block_on(w.svc().delete_document("docs", &a.document.id)).unwrap();
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks"), b.document.chunks);
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"), 0);
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_chunks"),
+        b.document.chunks
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"
+        ),
+        0
+    );
     let blocks = block_on(w.svc().load_blocks("docs", 1)).unwrap();
     let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
     assert_eq!(live as i64, b.document.chunks);
@@ -290,7 +398,11 @@ fn deleting_a_document_removes_chunks_fts_rows_and_vectors() {
 fn a_new_version_is_built_beside_the_live_one_and_activation_swaps_and_rolls_back() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    block_on(w.svc().ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR)).unwrap();
+    block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR),
+    )
+    .unwrap();
     let v1_chunks = block_on(w.svc().get_index("docs")).unwrap().stats.chunks;
     let mut settings = IndexSettings::default();
     settings.chunking.max_tokens = 64;
@@ -298,10 +410,16 @@ fn a_new_version_is_built_beside_the_live_one_and_activation_swaps_and_rolls_bac
     let (info, created) = block_on(w.svc().put_index("docs", settings)).unwrap();
     assert!(!created);
     assert_eq!(info.active_version, 1);
-    assert_eq!(info.stats.chunks, v1_chunks, "a chunking change must not touch the live version");
+    assert_eq!(
+        info.stats.chunks, v1_chunks,
+        "a chunking change must not touch the live version"
+    );
     let progress = block_on(w.svc().build_version("docs", Some(&e), FAR)).unwrap();
     assert_eq!((progress.version, progress.state.as_str()), (2, "ready"));
-    assert_eq!(block_on(w.svc().get_index("docs")).unwrap().active_version, 1);
+    assert_eq!(
+        block_on(w.svc().get_index("docs")).unwrap().active_version,
+        1
+    );
     let info = block_on(w.svc().activate_version("docs", 2)).unwrap();
     assert_eq!(info.active_version, 2);
     assert!(info.stats.chunks > v1_chunks);
@@ -315,31 +433,68 @@ fn bad_inputs_are_clear_errors() {
     let w = World::new();
     let e = CountingEmbedder::new();
     let s = w.svc();
-    assert!(matches!(block_on(s.put_index("Bad Name", IndexSettings::default())), Err(Error::BadRequest { .. })));
-    assert!(matches!(block_on(s.get_index("missing")), Err(Error::NotFound(_))));
+    assert!(matches!(
+        block_on(s.put_index("Bad Name", IndexSettings::default())),
+        Err(Error::BadRequest { .. })
+    ));
+    assert!(matches!(
+        block_on(s.get_index("missing")),
+        Err(Error::NotFound(_))
+    ));
     let mut bad = IndexSettings::default();
     bad.chunking.overlap_tokens = bad.chunking.max_tokens;
-    assert!(matches!(block_on(s.put_index("x", bad)), Err(Error::Validation { .. })));
+    assert!(matches!(
+        block_on(s.put_index("x", bad)),
+        Err(Error::Validation { .. })
+    ));
     let mut d = doc("a.exe", "MZ");
     d.content_type = Some("application/octet-stream".into());
-    assert!(matches!(block_on(s.ingest("docs", d, Some(&e), FAR)), Err(Error::UnsupportedMediaType(_))));
-    assert!(matches!(block_on(s.ingest("docs", doc("a.md", "   \n"), Some(&e), FAR)), Err(Error::Validation { .. })));
-    assert!(matches!(block_on(s.ingest("missing", doc("a.md", "hi"), Some(&e), FAR)), Err(Error::NotFound(_))));
-    assert!(matches!(block_on(s.list_documents("docs", None, 0)), Err(Error::Validation { .. })));
-    assert!(matches!(block_on(s.activate_version("docs", 9)), Err(Error::NotFound(_))));
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_jobs"), 0, "a rejected document left a job behind");
+    assert!(matches!(
+        block_on(s.ingest("docs", d, Some(&e), FAR)),
+        Err(Error::UnsupportedMediaType(_))
+    ));
+    assert!(matches!(
+        block_on(s.ingest("docs", doc("a.md", "   \n"), Some(&e), FAR)),
+        Err(Error::Validation { .. })
+    ));
+    assert!(matches!(
+        block_on(s.ingest("missing", doc("a.md", "hi"), Some(&e), FAR)),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        block_on(s.list_documents("docs", None, 0)),
+        Err(Error::Validation { .. })
+    ));
+    assert!(matches!(
+        block_on(s.activate_version("docs", 9)),
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_jobs"),
+        0,
+        "a rejected document left a job behind"
+    );
 }
 
 #[test]
 fn documents_are_listed_in_pages() {
     let w = World::new();
     for k in 0..5 {
-        let mut d = doc(&format!("{k}.md"), &format!("# Doc {k}\n\nText number {k}."));
+        let mut d = doc(
+            &format!("{k}.md"),
+            &format!("# Doc {k}\n\nText number {k}."),
+        );
         d.id = Some(format!("d{k}"));
         block_on(w.svc().ingest::<NoEmbedder>("docs", d, None, FAR)).unwrap();
     }
     let p1 = block_on(w.svc().list_documents("docs", None, 2)).unwrap();
-    assert_eq!(p1.documents.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d0", "d1"]);
+    assert_eq!(
+        p1.documents
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>(),
+        ["d0", "d1"]
+    );
     let p3 = block_on(w.svc().list_documents("docs", Some("d3"), 2)).unwrap();
     assert_eq!(p3.documents.len(), 1);
     assert!(p3.next_cursor.is_none());
@@ -349,10 +504,32 @@ fn documents_are_listed_in_pages() {
 fn deleting_an_index_removes_everything() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    block_on(w.svc().ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR)).unwrap();
+    block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(2)), Some(&e), FAR),
+    )
+    .unwrap();
     block_on(w.svc().delete_index("docs")).unwrap();
-    for table in ["rs_indexes", "rs_versions", "rs_chunks", "rs_sources", "rs_documents", "rs_vector_blocks", "rs_jobs"] {
-        assert_eq!(count(&w.sql, &format!("SELECT count(*) FROM {table}")), 0, "{table}");
+    for table in [
+        "rs_indexes",
+        "rs_versions",
+        "rs_chunks",
+        "rs_sources",
+        "rs_documents",
+        "rs_vector_blocks",
+        "rs_jobs",
+    ] {
+        assert_eq!(
+            count(&w.sql, &format!("SELECT count(*) FROM {table}")),
+            0,
+            "{table}"
+        );
     }
-    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"), 0);
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks_fts WHERE rs_chunks_fts MATCH 'battery'"
+        ),
+        0
+    );
 }

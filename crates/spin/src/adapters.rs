@@ -7,10 +7,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use ragspin_core::ports::{next_counter, validate_variable_name};
 use ragspin_core::{
-    Clock, Config, Error, HttpClient, HttpRequest, HttpResponse, KvStore, Result, Row, Rows, Sql,
-    SqlValue, Timer,
+    BodyStream, Clock, Config, Error, HttpClient, HttpRequest, HttpResponse, KvStore, Result, Row,
+    Rows, Sql, SqlValue, StreamingHttpClient, Timer,
 };
 use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::wasip3::http_compat::IncomingResponseBody;
 use spin_sdk::key_value::{self, Store};
 use spin_sdk::sqlite::{self, Connection, Value};
 use spin_sdk::variables;
@@ -240,20 +241,22 @@ fn http_error(e: ErrorCode) -> Error {
     }
 }
 
-impl HttpClient for SpinHttp {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
-        let mut builder = http::Request::builder()
-            .method(request.method.as_str())
-            .uri(request.url.as_str());
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let outgoing = builder
-            .body(Full::new(Bytes::from(request.body)))
-            .map_err(|e| Error::Internal(format!("invalid outbound request: {e}")))?;
-        let response = spin_sdk::http::send(outgoing).await.map_err(http_error)?;
-        let status = response.status().as_u16();
-        let headers = response
+fn outgoing(request: HttpRequest) -> Result<http::Request<Full<Bytes>>> {
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.url.as_str());
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(request.body)))
+        .map_err(|e| Error::Internal(format!("invalid outbound request: {e}")))
+}
+
+fn head(response: &http::Response<IncomingResponseBody>) -> HttpResponse {
+    HttpResponse {
+        status: response.status().as_u16(),
+        headers: response
             .headers()
             .iter()
             .map(|(name, value)| {
@@ -262,12 +265,52 @@ impl HttpClient for SpinHttp {
                     String::from_utf8_lossy(value.as_bytes()).into_owned(),
                 )
             })
-            .collect();
+            .collect(),
+        body: Vec::new(),
+    }
+}
+
+impl HttpClient for SpinHttp {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let response = spin_sdk::http::send(outgoing(request)?)
+            .await
+            .map_err(http_error)?;
+        let mut out = head(&response);
         let body = response.into_body().bytes().await.map_err(http_error)?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body: body.to_vec(),
-        })
+        out.body = body.to_vec();
+        Ok(out)
+    }
+}
+
+/// The body of a streamed outbound response: the SDK's incoming body, read
+/// frame by frame (its state lives in the body, so a dropped `next` loses
+/// nothing). Dropping it drops the request.
+pub struct SpinBodyStream(IncomingResponseBody);
+
+impl BodyStream for SpinBodyStream {
+    async fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        use http_body_util::BodyExt;
+        loop {
+            match self.0.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data.to_vec())),
+                    // Trailers: nothing to hand on.
+                    Err(_) => continue,
+                },
+                Err(e) => return Some(Err(http_error(e))),
+            }
+        }
+    }
+}
+
+impl StreamingHttpClient for SpinHttp {
+    type Body = SpinBodyStream;
+
+    async fn open(&self, request: HttpRequest) -> Result<(HttpResponse, SpinBodyStream)> {
+        let response = spin_sdk::http::send(outgoing(request)?)
+            .await
+            .map_err(http_error)?;
+        let out = head(&response);
+        Ok((out, SpinBodyStream(response.into_body())))
     }
 }

@@ -4,12 +4,13 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
 use ragspin_core::{Error, HttpRequest, HttpResponse};
 use spin_sdk::http::{FromRequest, IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 
-use crate::MAX_REQUEST_BODY_BYTES;
+use crate::{MAX_REQUEST_BODY_BYTES, Reply, StreamingReply};
 
 /// Decode `request`, run `handler`, encode its response. A request that
 /// cannot be decoded is answered with the matching JSON error.
@@ -23,6 +24,42 @@ where
         Err(e) => HttpResponse::error(&e),
     };
     encode(response)
+}
+
+/// Decode `request`, run `handler`, encode its [`Reply`], streaming a
+/// [`StreamingReply`]'s body.
+pub async fn serve_reply<F, Fut>(
+    request: WasiRequest,
+    handler: F,
+) -> Result<WasiResponse, ErrorCode>
+where
+    F: FnOnce(HttpRequest) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    let reply = match decode(request).await {
+        Ok(request) => handler(request).await,
+        Err(e) => Reply::Full(HttpResponse::error(&e)),
+    };
+    match reply {
+        Reply::Full(response) => encode(response),
+        Reply::Stream(stream) => encode_stream(stream),
+    }
+}
+
+/// The SDK spawns a task that polls `body` and writes each piece to the
+/// response stream; a failed write ends that task and drops `body`.
+fn encode_stream(reply: StreamingReply) -> Result<WasiResponse, ErrorCode> {
+    let mut builder = http::Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let frames = reply.body.map(|piece| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece)))
+    });
+    builder
+        .body(StreamBody::new(frames))
+        .map_err(|e| ErrorCode::InternalError(Some(format!("invalid response: {e}"))))?
+        .into_response()
 }
 
 async fn decode(request: WasiRequest) -> Result<HttpRequest, Error> {

@@ -11,6 +11,14 @@
 //!   then decode → service → encode and depends only on `ragspin-core` and
 //!   this crate. (The SDK's attribute macro expands to `::spin_sdk::...`
 //!   paths, which a re-export cannot satisfy.)
+//! * [`http_streaming_component!`] does the same for handlers returning a
+//!   [`Reply`]: either a whole [`ragspin_core::HttpResponse`] or a
+//!   [`StreamingReply`] whose body is a stream of byte pieces (Server-Sent
+//!   Events). The stream is polled by the SDK's body writer as the client
+//!   reads: when a write fails (the client went away) the writer stops and
+//!   drops the stream, and with it whatever the stream was waiting on (an
+//!   upstream model call). The core models streams as plain
+//!   `futures::Stream`s of events; this crate only moves their bytes.
 //! * Response helpers ([`json_response`], [`error_response`],
 //!   [`text_response`], [`not_implemented`]) are plain functions over core
 //!   types and build natively too.
@@ -18,6 +26,7 @@
 //! Natively this crate contains only the helpers, so `cargo clippy
 //! --workspace` works on the host.
 
+use futures::stream::LocalBoxStream;
 use ragspin_core::{Error, HttpRequest, HttpResponse};
 use serde::Serialize;
 
@@ -27,7 +36,7 @@ mod adapters;
 mod glue;
 
 #[cfg(target_arch = "wasm32")]
-pub use adapters::{SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
+pub use adapters::{SpinBodyStream, SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
 /// The Spin SDK, for components that need more than the adapters.
 #[cfg(target_arch = "wasm32")]
 pub use spin_sdk;
@@ -36,7 +45,7 @@ pub use spin_sdk;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::glue::serve;
+    pub use crate::glue::{serve, serve_reply};
     pub use spin_sdk::wasip3::http::types::{
         ErrorCode, Request as WasiRequest, Response as WasiResponse,
     };
@@ -44,6 +53,80 @@ pub mod __private {
 
 /// Largest request body a component reads; a larger one is answered 413.
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a streaming-capable handler returns.
+pub enum Reply {
+    /// A response whose body is complete.
+    Full(HttpResponse),
+    /// A response whose body is produced while it is sent.
+    Stream(StreamingReply),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(r) => f.debug_tuple("Full").field(r).finish(),
+            Self::Stream(s) => f
+                .debug_struct("Stream")
+                .field("status", &s.status)
+                .field("headers", &s.headers)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Status and headers now, the body as a stream of byte pieces (each piece
+/// is written as it comes; an empty stream is an empty body).
+pub struct StreamingReply {
+    /// Status code.
+    pub status: u16,
+    /// Header (name, value) pairs, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body. Dropped, unfinished, when the client disconnects.
+    pub body: LocalBoxStream<'static, Vec<u8>>,
+}
+
+impl Reply {
+    /// A `text/event-stream` reply (with `cache-control: no-cache`) whose
+    /// body is `events`, each already encoded as SSE bytes.
+    pub fn event_stream(events: LocalBoxStream<'static, Vec<u8>>) -> Self {
+        Self::Stream(StreamingReply {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/event-stream".into()),
+                ("cache-control".into(), "no-cache".into()),
+                ("x-accel-buffering".into(), "no".into()),
+            ],
+            body: events,
+        })
+    }
+
+    /// Add a header (builder style), to a whole or a streaming reply.
+    #[must_use]
+    pub fn with_header(self, name: &str, value: impl Into<String>) -> Self {
+        match self {
+            Self::Full(r) => Self::Full(r.with_header(name, value)),
+            Self::Stream(mut s) => {
+                s.headers.push((name.to_ascii_lowercase(), value.into()));
+                Self::Stream(s)
+            }
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Full(r) => r.status,
+            Self::Stream(s) => s.status,
+        }
+    }
+}
+
+impl From<HttpResponse> for Reply {
+    fn from(response: HttpResponse) -> Self {
+        Self::Full(response)
+    }
+}
 
 /// A JSON response (`content-type: application/json`).
 pub fn json_response(status: u16, value: &impl Serialize) -> HttpResponse {
@@ -109,6 +192,35 @@ macro_rules! http_component {
     };
 }
 
+/// Export `handler`, an `async fn(ragspin_core::HttpRequest) ->`
+/// [`Reply`], as this component's `wasi:http/handler`: like
+/// [`http_component!`], but the handler may answer with a stream.
+///
+/// A streamed body is written piece by piece as the client reads it; if a
+/// write fails (the client disconnected) the stream is dropped at once,
+/// cancelling whatever it was awaiting.
+#[macro_export]
+macro_rules! http_streaming_component {
+    ($handler:path) => {
+        const _: () = {
+            struct RagspinHttpComponent;
+
+            $crate::spin_sdk::wasip3::http::service::export!(RagspinHttpComponent);
+
+            impl $crate::spin_sdk::wasip3::exports::http::handler::Guest for RagspinHttpComponent {
+                async fn handle(
+                    request: $crate::__private::WasiRequest,
+                ) -> ::core::result::Result<
+                    $crate::__private::WasiResponse,
+                    $crate::__private::ErrorCode,
+                > {
+                    $crate::__private::serve_reply(request, $handler).await
+                }
+            }
+        };
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +235,22 @@ mod tests {
             body,
             serde_json::json!({"error": {"code": "not_implemented", "message": "POST /v1/query is not implemented yet"}})
         );
+    }
+
+    #[test]
+    fn adds_headers_to_streaming_replies_too() {
+        let reply = Reply::event_stream(Box::pin(futures::stream::empty()))
+            .with_header("X-Frame-Options", "DENY");
+        let Reply::Stream(s) = reply else {
+            panic!("not a stream")
+        };
+        assert_eq!(s.status, 200);
+        assert!(
+            s.headers
+                .contains(&("content-type".into(), "text/event-stream".into()))
+        );
+        assert!(s.headers.contains(&("x-frame-options".into(), "DENY".into())));
+        let full = Reply::from(HttpResponse::text(200, "text/plain", "x")).with_header("a", "b");
+        assert_eq!(full.status(), 200);
     }
 }

@@ -4,20 +4,8 @@
 
 mod common;
 
-use common::{app, client, root, start};
+use common::{Api, app, root};
 use serde_json::{Value, json};
-
-fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = client().request(method.parse().unwrap(), url);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().unwrap();
-    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}")) };
-    (status, json)
-}
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(root().join("tests/fixtures/docs").join(name)).unwrap()
@@ -25,11 +13,19 @@ fn fixture(name: &str) -> Vec<u8> {
 
 #[test]
 fn index_lifecycle_and_json_uploads() {
-    let host = start(app(&["ingest"]));
-    let (status, body) = send("PUT", &host.url("/v1/indexes/handbook"), Some(json!({"description": "HR"})));
+    let api = Api::start(app(&["ingest"]));
+    let (status, body) = api.send(
+        "PUT",
+        ("/v1/indexes/handbook"),
+        Some(json!({"description": "HR"})),
+    );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["active_version"], 1);
-    let (status, _) = send("PUT", &host.url("/v1/indexes/handbook"), Some(json!({"description": "HR v2"})));
+    let (status, _) = api.send(
+        "PUT",
+        ("/v1/indexes/handbook"),
+        Some(json!({"description": "HR v2"})),
+    );
     assert_eq!(status, 200);
 
     let doc = json!({
@@ -37,46 +33,71 @@ fn index_lifecycle_and_json_uploads() {
         "content": String::from_utf8(fixture("guide.md")).unwrap(),
         "metadata": {"team": "people"}
     });
-    let (status, first) = send("POST", &host.url("/v1/indexes/handbook/documents"), Some(doc.clone()));
+    let (status, first) = api.send(
+        "POST",
+        ("/v1/indexes/handbook/documents"),
+        Some(doc.clone()),
+    );
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["document"]["status"]["stage"], "indexed");
-    assert_eq!(first["document"]["content_hash"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        first["document"]["content_hash"].as_str().unwrap().len(),
+        64
+    );
     assert!(first["document"]["chunks"].as_i64().unwrap() > 0);
 
     // The same content again: the same document, 200, not a duplicate.
-    let (status, again) = send("POST", &host.url("/v1/indexes/handbook/documents"), Some(doc));
+    let (status, again) = api.send("POST", ("/v1/indexes/handbook/documents"), Some(doc));
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["document"]["id"], first["document"]["id"]);
     assert_eq!(again["created"], false);
 
     let id = first["document"]["id"].as_str().unwrap().to_string();
-    let (status, got) = send("GET", &host.url(&format!("/v1/indexes/handbook/documents/{id}")), None);
+    let (status, got) = api.send(
+        "GET",
+        (&format!("/v1/indexes/handbook/documents/{id}")),
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(got["metadata"]["team"], "people");
 
-    let (status, index) = send("GET", &host.url("/v1/indexes/handbook"), None);
+    let (status, index) = api.send("GET", ("/v1/indexes/handbook"), None);
     assert_eq!(status, 200);
     assert_eq!(index["stats"]["documents"], 1);
     assert_eq!(index["stats"]["chunks"], first["document"]["chunks"]);
-    assert_eq!(index["stats"]["vectors_pending"], index["stats"]["chunks"], "offline: no vectors");
-    let (_, list) = send("GET", &host.url("/v1/indexes"), None);
+    assert_eq!(
+        index["stats"]["vectors_pending"], index["stats"]["chunks"],
+        "offline: no vectors"
+    );
+    let (_, list) = api.send("GET", ("/v1/indexes"), None);
     assert_eq!(list["indexes"][0]["name"], "handbook");
 
-    let (status, _) = send("DELETE", &host.url(&format!("/v1/indexes/handbook/documents/{id}")), None);
+    let (status, _) = api.send(
+        "DELETE",
+        (&format!("/v1/indexes/handbook/documents/{id}")),
+        None,
+    );
     assert_eq!(status, 204);
-    let (status, err) = send("GET", &host.url(&format!("/v1/indexes/handbook/documents/{id}")), None);
+    let (status, err) = api.send(
+        "GET",
+        (&format!("/v1/indexes/handbook/documents/{id}")),
+        None,
+    );
     assert_eq!(status, 404);
     assert_eq!(err["error"]["code"], "not_found");
-    let (status, _) = send("DELETE", &host.url("/v1/indexes/handbook"), None);
+    let (status, _) = api.send("DELETE", ("/v1/indexes/handbook"), None);
     assert_eq!(status, 204);
-    assert_eq!(send("GET", &host.url("/v1/indexes/handbook"), None).0, 404);
+    assert_eq!(api.send("GET", ("/v1/indexes/handbook"), None).0, 404);
 }
 
 #[test]
 fn multipart_uploads_every_supported_format() {
-    let host = start(app(&["ingest"]));
+    let api = Api::start(app(&["ingest"]));
     let settings = json!({"fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}});
-    assert_eq!(send("PUT", &host.url("/v1/indexes/mixed"), Some(settings)).0, 201);
+    assert_eq!(
+        api.send("PUT", ("/v1/indexes/mixed"), Some(settings)).0,
+        201
+    );
     let files = [
         ("guide.md", "text/markdown"),
         ("notes.txt", "text/plain"),
@@ -84,7 +105,8 @@ fn multipart_uploads_every_supported_format() {
         ("pages.pdf", "application/pdf"),
         ("reviews.csv", "text/csv"),
     ];
-    let mut form = reqwest::blocking::multipart::Form::new().text("metadata", r#"{"source":"upload"}"#);
+    let mut form =
+        reqwest::blocking::multipart::Form::new().text("metadata", r#"{"source":"upload"}"#);
     for (name, ct) in files {
         let part = reqwest::blocking::multipart::Part::bytes(fixture(name))
             .file_name(name)
@@ -92,7 +114,11 @@ fn multipart_uploads_every_supported_format() {
             .unwrap();
         form = form.part("file", part);
     }
-    let res = client().post(host.url("/v1/indexes/mixed/documents")).multipart(form).send().unwrap();
+    let res = api
+        .request("POST", "/v1/indexes/mixed/documents")
+        .multipart(form)
+        .send()
+        .unwrap();
     assert_eq!(res.status().as_u16(), 201);
     let body: Value = res.json().unwrap();
     let docs = body["documents"].as_array().unwrap();
@@ -101,79 +127,167 @@ fn multipart_uploads_every_supported_format() {
         assert_eq!(d["document"]["status"]["stage"], "indexed", "{d}");
         assert_eq!(d["document"]["metadata"]["source"], "upload");
     }
-    let (_, page) = send("GET", &host.url("/v1/indexes/mixed/documents?limit=2"), None);
+    let (_, page) = api.send("GET", ("/v1/indexes/mixed/documents?limit=2"), None);
     assert_eq!(page["documents"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, next) = send("GET", &host.url(&format!("/v1/indexes/mixed/documents?limit=10&cursor={cursor}")), None);
+    let (_, next) = api.send(
+        "GET",
+        (&format!("/v1/indexes/mixed/documents?limit=10&cursor={cursor}")),
+        None,
+    );
     assert_eq!(next["documents"].as_array().unwrap().len(), files.len() - 2);
 }
 
 #[test]
 fn bad_inputs_get_clear_json_errors() {
-    let host = start(app(&["ingest"]));
-    assert_eq!(send("PUT", &host.url("/v1/indexes/docs"), None).0, 201);
+    let api = Api::start(app(&["ingest"]));
+    assert_eq!(api.send("PUT", ("/v1/indexes/docs"), None).0, 201);
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
-        ("PUT", "/v1/indexes/Bad%20Name", Some(json!({})), 400, "bad_request"),
-        ("PUT", "/v1/indexes/x", Some(json!({"chunking": {"max_tokens": 100, "overlap_tokens": 90}})), 422, "validation_failed"),
-        ("PUT", "/v1/indexes/x", Some(json!({"nonsense": 1})), 400, "bad_request"),
+        (
+            "PUT",
+            "/v1/indexes/Bad%20Name",
+            Some(json!({})),
+            400,
+            "bad_request",
+        ),
+        (
+            "PUT",
+            "/v1/indexes/x",
+            Some(json!({"chunking": {"max_tokens": 100, "overlap_tokens": 90}})),
+            422,
+            "validation_failed",
+        ),
+        (
+            "PUT",
+            "/v1/indexes/x",
+            Some(json!({"nonsense": 1})),
+            400,
+            "bad_request",
+        ),
         ("GET", "/v1/indexes/missing", None, 404, "not_found"),
-        ("POST", "/v1/indexes/missing/documents", Some(json!({"filename": "a.md", "content": "x"})), 404, "not_found"),
-        ("POST", "/v1/indexes/docs/documents", Some(json!({"filename": "a.exe", "content": "MZ", "content_type": "application/x-msdownload"})), 415, "unsupported_media_type"),
-        ("POST", "/v1/indexes/docs/documents", Some(json!({"filename": "a.md"})), 400, "bad_request"),
-        ("POST", "/v1/indexes/docs/documents", Some(json!({"filename": "a.md", "content": "   "})), 422, "validation_failed"),
-        ("POST", "/v1/indexes/docs/documents", Some(json!({"filename": "a.csv", "content": "a,b\n1,2,3\n"})), 400, "bad_request"),
-        ("POST", "/v1/indexes/docs/documents", Some(json!({"filename": "a.pdf", "content_base64": "bm90IGEgcGRm"})), 400, "bad_request"),
-        ("DELETE", "/v1/indexes/docs/documents/nope", None, 404, "not_found"),
+        (
+            "POST",
+            "/v1/indexes/missing/documents",
+            Some(json!({"filename": "a.md", "content": "x"})),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/indexes/docs/documents",
+            Some(
+                json!({"filename": "a.exe", "content": "MZ", "content_type": "application/x-msdownload"}),
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/v1/indexes/docs/documents",
+            Some(json!({"filename": "a.md"})),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/indexes/docs/documents",
+            Some(json!({"filename": "a.md", "content": "   "})),
+            422,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/v1/indexes/docs/documents",
+            Some(json!({"filename": "a.csv", "content": "a,b\n1,2,3\n"})),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/v1/indexes/docs/documents",
+            Some(json!({"filename": "a.pdf", "content_base64": "bm90IGEgcGRm"})),
+            400,
+            "bad_request",
+        ),
+        (
+            "DELETE",
+            "/v1/indexes/docs/documents/nope",
+            None,
+            404,
+            "not_found",
+        ),
         ("PATCH", "/v1/indexes/docs", None, 405, "method_not_allowed"),
-        ("POST", "/v1/indexes/docs/versions/9/activate", None, 404, "not_found"),
-        ("GET", "/v1/indexes/docs/documents?limit=0", None, 422, "validation_failed"),
+        (
+            "POST",
+            "/v1/indexes/docs/versions/9/activate",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/indexes/docs/documents?limit=0",
+            None,
+            422,
+            "validation_failed",
+        ),
     ];
     for (method, path, body, status, code) in cases {
-        let (got, err) = send(method, &host.url(path), body);
+        let (got, err) = api.send(method, path, body);
         assert_eq!(got, status, "{method} {path}: {err}");
         assert_eq!(err["error"]["code"], code, "{method} {path}: {err}");
     }
-    let res = client()
-        .post(host.url("/v1/indexes/docs/documents"))
+    let res = api
+        .request("POST", "/v1/indexes/docs/documents")
         .header("content-type", "application/json")
         .body("{not json")
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 400);
-    let (status, unsupported) = send(
+    let (status, unsupported) = api.send(
         "POST",
-        &host.url("/v1/indexes/docs/documents"),
+        "/v1/indexes/docs/documents",
         Some(json!({"filename": "a.bin", "content": "x", "content_type": "application/octet-stream"})),
     );
     assert_eq!(status, 415);
-    assert!(unsupported["error"]["message"].as_str().unwrap().contains("text/markdown"), "{unsupported}");
+    assert!(
+        unsupported["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text/markdown"),
+        "{unsupported}"
+    );
     // Nothing half written behind the failures.
-    let (_, index) = send("GET", &host.url("/v1/indexes/docs"), None);
+    let (_, index) = api.send("GET", ("/v1/indexes/docs"), None);
     assert_eq!(index["stats"]["documents"], 0, "{index}");
 }
 
 #[test]
 fn versions_build_beside_the_live_one_then_swap_and_roll_back() {
-    let host = start(app(&["ingest"]));
-    assert_eq!(send("PUT", &host.url("/v1/indexes/v"), None).0, 201);
-    let doc = json!({"filename": "guide.md", "content": String::from_utf8(fixture("guide.md")).unwrap()});
-    assert_eq!(send("POST", &host.url("/v1/indexes/v/documents"), Some(doc)).0, 201);
-    let (_, before) = send("GET", &host.url("/v1/indexes/v"), None);
+    let api = Api::start(app(&["ingest"]));
+    assert_eq!(api.send("PUT", ("/v1/indexes/v"), None).0, 201);
+    let doc =
+        json!({"filename": "guide.md", "content": String::from_utf8(fixture("guide.md")).unwrap()});
+    assert_eq!(
+        api.send("POST", ("/v1/indexes/v/documents"), Some(doc)).0,
+        201
+    );
+    let (_, before) = api.send("GET", ("/v1/indexes/v"), None);
     let v1_chunks = before["stats"]["chunks"].as_i64().unwrap();
     let small = json!({"chunking": {"max_tokens": 40, "overlap_tokens": 4}});
-    assert_eq!(send("PUT", &host.url("/v1/indexes/v"), Some(small)).0, 200);
-    let (status, progress) = send("POST", &host.url("/v1/indexes/v/versions"), None);
+    assert_eq!(api.send("PUT", ("/v1/indexes/v"), Some(small)).0, 200);
+    let (status, progress) = api.send("POST", ("/v1/indexes/v/versions"), None);
     assert_eq!(status, 201, "{progress}");
     assert_eq!(progress["version"], 2);
     assert_eq!(progress["state"], "ready");
-    let (_, still) = send("GET", &host.url("/v1/indexes/v"), None);
+    let (_, still) = api.send("GET", ("/v1/indexes/v"), None);
     assert_eq!(still["active_version"], 1);
     assert_eq!(still["stats"]["chunks"].as_i64().unwrap(), v1_chunks);
-    let (status, swapped) = send("POST", &host.url("/v1/indexes/v/versions/2/activate"), None);
+    let (status, swapped) = api.send("POST", ("/v1/indexes/v/versions/2/activate"), None);
     assert_eq!(status, 200);
     assert_eq!(swapped["active_version"], 2);
     assert!(swapped["stats"]["chunks"].as_i64().unwrap() > v1_chunks);
-    let (_, back) = send("POST", &host.url("/v1/indexes/v/versions/1/activate"), None);
+    let (_, back) = api.send("POST", ("/v1/indexes/v/versions/1/activate"), None);
     assert_eq!(back["active_version"], 1);
     assert_eq!(back["stats"]["chunks"].as_i64().unwrap(), v1_chunks);
 }

@@ -118,10 +118,8 @@ impl<'f> Extractor<'f> {
             };
             let num = |i: usize| operands.get(i).and_then(Object::as_f64).unwrap_or(0.0);
             match op.as_slice() {
-                b"q" => {
-                    if saved.len() < MAX_SAVED_STATES {
-                        saved.push(gs.clone());
-                    }
+                b"q" if saved.len() < MAX_SAVED_STATES => {
+                    saved.push(gs.clone());
                 }
                 b"Q" => {
                     if let Some(previous) = saved.pop() {

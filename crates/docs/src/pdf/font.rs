@@ -218,10 +218,10 @@ impl CMap {
                     match keyword.as_slice() {
                         b"endcodespacerange" => {
                             for pair in operands.chunks_exact(2) {
-                                if let (Object::Str(lo), Object::Str(hi)) = (&pair[0], &pair[1]) {
-                                    if (1..=4).contains(&lo.len()) {
-                                        cmap.codespace.push((lo.len(), be(lo), be(hi)));
-                                    }
+                                if let (Object::Str(lo), Object::Str(hi)) = (&pair[0], &pair[1])
+                                    && (1..=4).contains(&lo.len())
+                                {
+                                    cmap.codespace.push((lo.len(), be(lo), be(hi)));
                                 }
                             }
                         }
@@ -443,20 +443,20 @@ pub(crate) fn glyph_text(name: &[u8]) -> Option<String> {
     if base.len() == 1 && base.is_ascii() {
         return Some(base.to_owned());
     }
-    if let Some(hex) = base.strip_prefix("uni") {
-        if hex.len() >= 4 && hex.len() % 4 == 0 {
-            let units: Option<Vec<u16>> = (0..hex.len() / 4)
-                .map(|i| u16::from_str_radix(hex.get(i * 4..i * 4 + 4)?, 16).ok())
-                .collect();
-            return Some(String::from_utf16_lossy(&units?));
-        }
+    if let Some(hex) = base.strip_prefix("uni")
+        && hex.len() >= 4
+        && hex.len() % 4 == 0
+    {
+        let units: Option<Vec<u16>> = (0..hex.len() / 4)
+            .map(|i| u16::from_str_radix(hex.get(i * 4..i * 4 + 4)?, 16).ok())
+            .collect();
+        return Some(String::from_utf16_lossy(&units?));
     }
-    if let Some(hex) = base.strip_prefix('u') {
-        if (4..=6).contains(&hex.len()) {
-            if let Some(c) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
-                return Some(c.to_string());
-            }
-        }
+    if let Some(hex) = base.strip_prefix('u')
+        && (4..=6).contains(&hex.len())
+        && let Some(c) = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+    {
+        return Some(c.to_string());
     }
     GLYPHS.split(' ').find_map(|entry| {
         let (glyph, text) = entry.split_at(entry.find('=')?);

@@ -187,14 +187,12 @@ impl<'a> Lexer<'a> {
             Token::Object(Object::Int(num)) => {
                 // `N G R`?
                 let save = self.pos;
-                if let Some(Token::Object(Object::Int(_))) = self.token_at_depth(depth) {
-                    if let Some(Token::Keyword(k)) = self.token_at_depth(depth) {
-                        if k == b"R" {
-                            if let Ok(num) = u32::try_from(num) {
-                                return Some(Object::Ref(num));
-                            }
-                        }
-                    }
+                if let Some(Token::Object(Object::Int(_))) = self.token_at_depth(depth)
+                    && let Some(Token::Keyword(k)) = self.token_at_depth(depth)
+                    && k == b"R"
+                    && let Ok(num) = u32::try_from(num)
+                {
+                    return Some(Object::Ref(num));
                 }
                 self.pos = save;
                 Some(Object::Int(num))
@@ -396,10 +394,8 @@ impl<'a> Lexer<'a> {
             return Some(Object::Int(0));
         }
         let text = std::str::from_utf8(&self.data[start..end]).ok()?;
-        if !dot {
-            if let Ok(i) = text.parse::<i64>() {
-                return Some(Object::Int(i));
-            }
+        if !dot && let Ok(i) = text.parse::<i64>() {
+            return Some(Object::Int(i));
         }
         let value = match text {
             "" | "+" | "-" | "." | "+." | "-." => 0.0,

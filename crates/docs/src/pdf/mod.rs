@@ -81,13 +81,13 @@ fn pages(file: &File) -> Vec<(Dict, Option<Dict>)> {
     if out.is_empty() {
         // A broken tree: every page object, in object-number order.
         for (_, object) in file.objects_by_number() {
-            if let Some(dict) = object.as_dict() {
-                if dict.get(b"Type").and_then(Object::as_name) == Some(b"Page") {
-                    let resources = file.get_dict(dict, b"Resources").cloned();
-                    out.push((dict.clone(), resources));
-                    if out.len() >= MAX_PAGES {
-                        break;
-                    }
+            if let Some(dict) = object.as_dict()
+                && dict.get(b"Type").and_then(Object::as_name) == Some(b"Page")
+            {
+                let resources = file.get_dict(dict, b"Resources").cloned();
+                out.push((dict.clone(), resources));
+                if out.len() >= MAX_PAGES {
+                    break;
                 }
             }
         }
@@ -106,10 +106,10 @@ fn walk(
     if depth > MAX_TREE_DEPTH || out.len() >= MAX_PAGES {
         return;
     }
-    if let Object::Ref(number) = node {
-        if !visited.insert(*number) {
-            return;
-        }
+    if let Object::Ref(number) = node
+        && !visited.insert(*number)
+    {
+        return;
     }
     let Some(dict) = file.resolve(node).as_dict() else {
         return;
@@ -136,11 +136,11 @@ fn page_content(file: &File, page: &Dict) -> Vec<u8> {
         None => Vec::new(),
     };
     for stream in streams {
-        if let Object::Stream(stream) = stream {
-            if let Some(data) = file.decode(stream) {
-                content.extend_from_slice(&data);
-                content.push(b'\n');
-            }
+        if let Object::Stream(stream) = stream
+            && let Some(data) = file.decode(stream)
+        {
+            content.extend_from_slice(&data);
+            content.push(b'\n');
         }
     }
     content

@@ -35,13 +35,11 @@ pub fn assert_chunk_invariants(
     chunks: &[ChunkDraft],
     settings: &ChunkSettings,
 ) {
+    let chars: Vec<char> = doc.text.chars().collect();
     for (i, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk.ordinal as usize, i, "ordinals are 0..n");
-        assert_eq!(
-            span(doc, chunk.start, chunk.end),
-            chunk.text,
-            "chunk {i} is its span"
-        );
+        let text: String = chars[chunk.start..chunk.end].iter().collect();
+        assert_eq!(text, chunk.text, "chunk {i} is its span");
         assert!(!chunk.text.trim().is_empty(), "chunk {i} is empty");
         assert_eq!(chunk.token_count, estimate_tokens(&chunk.text));
         assert!(
@@ -52,10 +50,12 @@ pub fn assert_chunk_invariants(
         );
         assert_eq!(chunk.content_hash.len(), 64);
         // The chunk lies inside sections that all share its heading path and page.
-        let covering: Vec<_> = doc
-            .sections
+        // Sections are in text order: the candidates start before the chunk ends.
+        let first = doc.sections.partition_point(|s| s.end <= chunk.start);
+        let covering: Vec<_> = doc.sections[first..]
             .iter()
-            .filter(|s| s.start < chunk.end && chunk.start < s.end)
+            .take_while(|s| s.start < chunk.end)
+            .filter(|s| chunk.start < s.end)
             .collect();
         assert!(!covering.is_empty(), "chunk {i} covers no section");
         for section in &covering {
@@ -72,7 +72,6 @@ pub fn assert_chunk_invariants(
         }
     }
     // Every non-whitespace char of every section is in some chunk.
-    let chars: Vec<char> = doc.text.chars().collect();
     let mut covered = vec![false; chars.len()];
     for chunk in chunks {
         covered[chunk.start..chunk.end].fill(true);

@@ -38,6 +38,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> Result<()> {
+    routes()?;
+    ingest()
+}
+
+fn routes() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut options = HostOptions::for_tests(root.join("spin.toml"));
     options.only_components = vec!["health".into()];
@@ -66,6 +71,135 @@ fn main() -> Result<()> {
             ms(percentile(&times, 0.95)),
             ms(percentile(&times, 0.99)),
             REQUESTS as f64 / total.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// A deterministic Markdown corpus of about `bytes` bytes.
+fn markdown_corpus(bytes: usize) -> String {
+    let words = [
+        "battery", "screen", "latency", "index", "vector", "review", "policy", "install",
+        "network", "storage", "quality", "budget", "travel", "camera", "release", "cluster",
+        "memory", "report",
+    ];
+    let mut out = String::with_capacity(bytes + 1024);
+    let mut n: usize = 0;
+    while out.len() < bytes {
+        out.push_str(&format!("\n## Section {n}\n\n"));
+        for p in 0..4 {
+            for s in 0..6 {
+                let w = |k: usize| words[(n * 31 + p * 7 + s * 3 + k) % words.len()];
+                out.push_str(&format!(
+                    "Sentence {s} of paragraph {p} in section {n} covers {} and {} with {} detail. ",
+                    w(0),
+                    w(1),
+                    w(2)
+                ));
+            }
+            out.push_str("\n\n");
+        }
+        n += 1;
+    }
+    out
+}
+
+fn csv_corpus(rows: usize) -> String {
+    let mut out = String::from("id,product_name,category,rating,price,review_text\n");
+    for k in 0..rows {
+        out.push_str(&format!(
+            "r{k},Product {},cat{},{},{}.99,\"Review {k}: battery lasts {} hours and the screen is {}.\"\n",
+            k % 500,
+            k % 7,
+            1 + k % 5,
+            50 + k % 900,
+            4 + k % 40,
+            ["bright", "dim", "sharp", "fine"][k % 4]
+        ));
+    }
+    out
+}
+
+/// Ingest throughput through the host with the fake Azure OpenAI at zero
+/// latency: what bounds it is parsing, chunking, SQLite writes and the
+/// wasm/host boundary, not the network.
+fn ingest() -> Result<()> {
+    use ragspin_fake_azure::FakeAzure;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fake = FakeAzure::start()?;
+    let secret = "bench-secret-0123456789-0123456789-abcd";
+    let password = "bench-admin-password";
+    let hash =
+        ragspin_access::password::hash_password(password, &ragspin_access::SeededRandom::new(3))?;
+    let mut options = HostOptions::for_tests(root.join("spin.toml"))
+        .variable("jwt_secret", secret)
+        .variable("admin_password_hash", &hash)
+        .variable("azure_openai_endpoint", &fake.endpoint())
+        .variable("azure_openai_api_key", fake.api_key())
+        .variable(
+            "azure_openai_embedding_deployment",
+            "text-embedding-3-small",
+        )
+        .variable("azure_openai_chat_deployment", "gpt-4o-mini")
+        .variable("ingest_time_budget_ms", "600000");
+    options.only_components = vec!["ingest".into(), "auth".into()];
+    let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()?;
+    let login: serde_json::Value = client
+        .post(host.url("/auth/token"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()?
+        .json()?;
+    let token = login["access_token"].as_str().context("login")?.to_string();
+    println!();
+    println!(
+        "ingest (fake Azure, zero latency)   bytes      chunks   seconds   MB/s   embed calls"
+    );
+    let cases: [(&str, &str, String, serde_json::Value); 2] = [
+        (
+            "markdown 10 MB",
+            "corpus.md",
+            markdown_corpus(10 * 1024 * 1024),
+            serde_json::json!({"dimensions": 256}),
+        ),
+        (
+            "csv 50,000 rows",
+            "reviews.csv",
+            csv_corpus(50_000),
+            serde_json::json!({"dimensions": 256, "fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}}),
+        ),
+    ];
+    for (k, (label, filename, content, settings)) in cases.into_iter().enumerate() {
+        let index = format!("bench{k}");
+        let res = client
+            .put(host.url(&format!("/v1/indexes/{index}")))
+            .bearer_auth(&token)
+            .json(&settings)
+            .send()?;
+        anyhow::ensure!(
+            res.status().as_u16() == 201,
+            "create index: {}",
+            res.text()?
+        );
+        let calls_before = fake.stats().calls(ragspin_fake_azure::Route::Embeddings);
+        let bytes = content.len();
+        let start = Instant::now();
+        let res = client
+            .post(host.url(&format!("/v1/indexes/{index}/documents")))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"filename": filename, "content": content}))
+            .send()?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json()?;
+        anyhow::ensure!(status == 201, "{label}: {status} {body}");
+        let chunks = body["document"]["chunks"].as_i64().unwrap_or(0);
+        let calls = fake.stats().calls(ragspin_fake_azure::Route::Embeddings) - calls_before;
+        println!(
+            "{label:<35} {bytes:>9} {chunks:>9} {elapsed:>9.2} {:>6.2} {calls:>12}",
+            bytes as f64 / 1_048_576.0 / elapsed
         );
     }
     Ok(())

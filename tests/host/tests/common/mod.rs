@@ -73,3 +73,86 @@ pub fn get_json(url: &str) -> (u16, serde_json::Value) {
         .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text:?}"));
     (status, json)
 }
+
+/// A `jwt_secret` for tests (≥ 32 bytes).
+pub const TEST_JWT_SECRET: &str = "common-test-secret-0123456789-abcdef";
+/// The bootstrap admin's password in tests.
+pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// The Argon2id hash of [`TEST_ADMIN_PASSWORD`] (computed once).
+pub fn test_admin_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        ragspin_access::password::hash_password(
+            TEST_ADMIN_PASSWORD,
+            &ragspin_access::SeededRandom::new(11),
+        )
+        .unwrap()
+    })
+}
+
+/// `options` with auth configured and the auth component loaded.
+pub fn secured(mut options: HostOptions) -> HostOptions {
+    if !options.only_components.is_empty() && !options.only_components.iter().any(|c| c == "auth") {
+        options.only_components.push("auth".into());
+    }
+    options
+        .variable("jwt_secret", TEST_JWT_SECRET)
+        .variable("admin_password_hash", test_admin_hash())
+}
+
+/// A running app and an admin's access token: the API as a client sees it.
+pub struct Api {
+    pub host: RunningHost,
+    pub token: String,
+}
+
+impl Api {
+    /// Starts `options` (made [`secured`]) and logs in as the bootstrap admin.
+    pub fn start(options: HostOptions) -> Self {
+        let host = start(secured(options));
+        let res = client()
+            .post(host.url("/auth/token"))
+            .json(&serde_json::json!({"username": "admin", "password": TEST_ADMIN_PASSWORD}))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "admin login failed");
+        let body: serde_json::Value = res.json().unwrap();
+        let token = body["access_token"].as_str().unwrap().to_string();
+        Self { host, token }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.host.url(path)
+    }
+
+    /// A request builder with the admin's bearer token.
+    pub fn request(&self, method: &str, path: &str) -> reqwest::blocking::RequestBuilder {
+        client()
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends `body` as JSON (if any); returns status and JSON (Null when empty).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        };
+        (status, json)
+    }
+}

@@ -1,0 +1,859 @@
+//! The query service: validate → look up the index → session → answer
+//! cache → embed the (standalone) question → hybrid retrieval → relevant
+//! sources within the prompt budget ([`prepare`]); then answer, whole
+//! ([`answer`]) or as a stream of [`Event`]s ([`answer_stream`]), with
+//! verified citations, falling back to an extractive answer whenever the
+//! chat model cannot be used, and recording the session turn and the
+//! cache entry at the end.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+
+use futures::future::{Either, select};
+use futures::stream::{self, LocalBoxStream, StreamExt};
+use ragspin_azure::{FinishReason, StreamEvent};
+use ragspin_core::{
+    ChatRequest, Clock, Error, ErrorBody, KvStore, Result, Sql, SqlValue, Timer, Usage,
+    with_timeout,
+};
+use ragspin_index::IndexSettings;
+use ragspin_index::search::{Filter, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights, search};
+
+use crate::cache::{self, CacheKey, canonical_json};
+use crate::citations::{strip_markers, verify};
+use crate::extractive;
+use crate::model::{
+    Answer, Event, Provenance, Retrieval, SearchHit, SearchResponse, Source, SourceScores,
+    SourcesEvent, UsageOut,
+};
+use crate::models::{ChatEvents, Models};
+use crate::prompt::{self, PROMPT_VERSION, PromptLimits, Turn};
+use crate::session::{self, Session};
+use crate::text::{content_words, normalise_question, overlap};
+
+/// Longest question, in characters.
+pub const MAX_QUESTION_CHARS: usize = 4000;
+/// The answer when nothing relevant was retrieved.
+pub const NOT_FOUND_ANSWER: &str =
+    "The documents do not contain an answer to this question.";
+
+/// Tunables (Spin variables; see the README).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Time the chat model has for a whole answer before degrading.
+    pub chat_timeout_ms: u64,
+    /// Time to embed the question before falling back to BM25.
+    pub embedding_timeout_ms: u64,
+    /// Idle time after which a streamed answer sends a keep-alive comment.
+    pub heartbeat_ms: u64,
+    /// Lifetime of cached answers; 0 disables the cache.
+    pub cache_ttl_s: u64,
+    /// Idle lifetime of a session.
+    pub session_ttl_s: u64,
+    /// Turns a session keeps.
+    pub session_max_turns: usize,
+    /// Prompt limits.
+    pub prompt: PromptLimits,
+    /// A hit sharing no content word with the question is relevant only
+    /// with at least this cosine similarity.
+    pub min_vector_score: f64,
+    /// Default fusion weights.
+    pub weights: Weights,
+    /// `top_k` when the request names none (query; search uses 10).
+    pub default_top_k: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            chat_timeout_ms: 20_000,
+            embedding_timeout_ms: 10_000,
+            heartbeat_ms: 2_000,
+            cache_ttl_s: 86_400,
+            session_ttl_s: 3_600,
+            session_max_turns: 10,
+            prompt: PromptLimits::default(),
+            min_vector_score: 0.45,
+            weights: Weights::default(),
+            default_top_k: 5,
+        }
+    }
+}
+
+/// The ports and settings a query runs with.
+pub struct Ctx<S, K, C, T, M> {
+    pub sql: S,
+    pub kv: K,
+    pub clock: C,
+    pub timer: T,
+    pub models: M,
+    pub settings: Settings,
+}
+
+/// Who asks: `principal` owns sessions, `scope` (what the caller may see)
+/// is part of the answer-cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: String,
+    pub scope: String,
+}
+
+impl Caller {
+    /// A caller before authentication is wired in: everyone is the same.
+    pub fn anonymous() -> Self {
+        Self {
+            principal: "anonymous".into(),
+            scope: "*".into(),
+        }
+    }
+}
+
+/// `POST /v1/search`, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    pub index: String,
+    pub query: String,
+    pub top_k: Option<usize>,
+    pub filter: serde_json::Value,
+    pub weights: Option<Weights>,
+}
+
+/// `POST /v1/query` and `/v1/chat/completions`, decoded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryParams {
+    pub index: String,
+    pub question: String,
+    pub top_k: Option<usize>,
+    pub filter: serde_json::Value,
+    pub weights: Option<Weights>,
+    pub session_id: Option<String>,
+    /// Earlier turns given by the client (chat completions' messages).
+    pub history: Vec<Turn>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+/// An index's active version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    pub version: i64,
+    pub generation: i64,
+    pub settings: IndexSettings,
+}
+
+async fn lookup<S: Sql>(sql: &S, index: &str) -> Result<Option<IndexInfo>> {
+    let rows = sql
+        .query(
+            "SELECT x.active_version, v.generation, v.settings FROM rs_indexes x
+             JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
+             WHERE x.name = ?1",
+            &[SqlValue::Text(index.to_owned())],
+        )
+        .await?;
+    Ok(rows.rows.first().map(|row| IndexInfo {
+        version: row.get(0).and_then(SqlValue::as_i64).unwrap_or(0),
+        generation: row.get(1).and_then(SqlValue::as_i64).unwrap_or(0),
+        settings: row
+            .get(2)
+            .and_then(SqlValue::as_str)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default(),
+    }))
+}
+
+/// The active version of `index` (404 when it does not exist). A database
+/// nobody has ingested into yet has no tables: it is migrated once, then
+/// asked again.
+pub async fn index_info<S: Sql>(sql: &S, index: &str) -> Result<IndexInfo> {
+    ragspin_index::model::validate_index_name(index)?;
+    let found = match lookup(sql, index).await {
+        Ok(found) => found,
+        Err(Error::Storage(_)) => {
+            ragspin_index::schema::migrate(sql).await?;
+            lookup(sql, index).await?
+        }
+        Err(e) => return Err(e),
+    };
+    found.ok_or_else(|| Error::NotFound(format!("index {index:?} does not exist")))
+}
+
+fn check_top_k(top_k: usize) -> Result<usize> {
+    if top_k == 0 || top_k > MAX_TOP_K {
+        return Err(Error::validation(
+            "top_k",
+            format!("must be between 1 and {MAX_TOP_K}"),
+        ));
+    }
+    Ok(top_k)
+}
+
+fn check_weights(weights: Weights) -> Result<Weights> {
+    let ok = |w: f64| w.is_finite() && (0.0..=100.0).contains(&w);
+    if !ok(weights.bm25) || !ok(weights.vector) || weights.bm25 + weights.vector <= 0.0 {
+        return Err(Error::validation(
+            "weights",
+            "bm25 and vector are between 0 and 100, not both 0",
+        ));
+    }
+    Ok(weights)
+}
+
+fn check_text(field: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::validation(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_QUESTION_CHARS {
+        return Err(Error::validation(
+            field,
+            format!("must be at most {MAX_QUESTION_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The reason code for a chat failure.
+pub fn chat_failure_reason(error: &Error) -> &'static str {
+    match error {
+        Error::Timeout(_) => "chat_timeout",
+        Error::Unavailable(m) if m.contains("rate limit") => "chat_rate_limited",
+        Error::Unavailable(m) if m.contains("offline") => "offline",
+        Error::Unavailable(_) => "chat_unavailable",
+        Error::Upstream(m) if m.contains("content filter") => "chat_content_filter",
+        _ => "chat_error",
+    }
+}
+
+struct Retrieved {
+    result: SearchResult,
+    retrieval: Retrieval,
+    embedding_deployment: Option<String>,
+}
+
+async fn retrieve<S, K, C, T, M>(
+    ctx: &Ctx<S, K, C, T, M>,
+    index: &str,
+    info: &IndexInfo,
+    text: &str,
+    top_k: usize,
+    filter: Filter,
+    weights: Weights,
+) -> Result<Retrieved>
+where
+    S: Sql,
+    C: Clock,
+    T: Timer,
+    M: Models,
+{
+    let mut reason = None;
+    let mut vector = None;
+    if weights.vector > 0.0 {
+        if ctx.models.online() {
+            let embedded = with_timeout(
+                &ctx.timer,
+                ctx.settings.embedding_timeout_ms,
+                ctx.models.embed(&info.settings, text),
+            )
+            .await;
+            match embedded {
+                Ok(v) => vector = Some(v),
+                Err(Error::Timeout(_)) => reason = Some("embeddings_timeout"),
+                Err(_) => reason = Some("embeddings_unavailable"),
+            }
+        } else {
+            reason = Some("offline");
+        }
+    }
+    let bm25_only = Weights {
+        bm25: 1.0,
+        vector: 0.0,
+    };
+    let mut request = SearchRequest {
+        index: index.to_owned(),
+        query: text.to_owned(),
+        top_k,
+        filter,
+        weights: if vector.is_some() { weights } else { bm25_only },
+        query_vector: vector,
+    };
+    let result = match search(&ctx.sql, &request).await {
+        Err(Error::Conflict(_)) if request.query_vector.is_some() => {
+            request.query_vector = None;
+            request.weights = bm25_only;
+            reason = Some("embedding_dimensions_mismatch");
+            search(&ctx.sql, &request).await?
+        }
+        other => other?,
+    };
+    let embedding_deployment = request
+        .query_vector
+        .is_some()
+        .then(|| ctx.models.embedding_deployment(&info.settings))
+        .flatten();
+    Ok(Retrieved {
+        retrieval: Retrieval {
+            mode: result.mode.clone(),
+            degraded_reason: reason.map(str::to_owned),
+        },
+        result,
+        embedding_deployment,
+    })
+}
+
+fn scores(hit: &Hit) -> SourceScores {
+    SourceScores {
+        bm25: hit.scores.bm25,
+        vector: hit.scores.vector,
+        fused: hit.scores.fused,
+    }
+}
+
+/// `POST /v1/search`.
+pub async fn search_index<S, K, C, T, M>(
+    ctx: &Ctx<S, K, C, T, M>,
+    params: SearchParams,
+) -> Result<SearchResponse>
+where
+    S: Sql,
+    C: Clock,
+    T: Timer,
+    M: Models,
+{
+    check_text("query", &params.query)?;
+    let top_k = check_top_k(params.top_k.unwrap_or(10))?;
+    let weights = check_weights(params.weights.unwrap_or(ctx.settings.weights))?;
+    let filter = Filter::parse(&params.filter)?;
+    let info = index_info(&ctx.sql, &params.index).await?;
+    let r = retrieve(ctx, &params.index, &info, &params.query, top_k, filter, weights).await?;
+    Ok(SearchResponse {
+        index: params.index,
+        index_version: r.result.index_version,
+        degraded: r.retrieval.degraded_reason.is_some(),
+        retrieval: r.retrieval,
+        hits: r
+            .result
+            .hits
+            .iter()
+            .map(|h| SearchHit {
+                chunk_id: h.chunk_id,
+                document_id: h.document_id.clone(),
+                filename: h.filename.clone(),
+                ordinal: h.ordinal,
+                page: h.page,
+                heading_path: h.heading_path.clone(),
+                text: h.text.clone(),
+                metadata: h.metadata.clone(),
+                scores: scores(h),
+            })
+            .collect(),
+    })
+}
+
+/// The hits worth showing the model: sharing a content word with the
+/// question, or close enough in embedding space.
+pub fn relevant_sources(question: &str, hits: &[Hit], min_vector_score: f64) -> Vec<Source> {
+    let q = content_words(question);
+    hits.iter()
+        .filter(|h| {
+            let lexical = overlap(
+                &q,
+                &content_words(&format!("{} {}", h.heading_path.join(" "), h.text)),
+            ) > 0;
+            lexical || h.scores.vector.is_some_and(|v| v >= min_vector_score)
+        })
+        .enumerate()
+        .map(|(k, h)| Source {
+            id: u32::try_from(k + 1).unwrap_or(u32::MAX),
+            chunk_id: h.chunk_id,
+            document_id: h.document_id.clone(),
+            filename: h.filename.clone(),
+            page: h.page,
+            heading_path: h.heading_path.clone(),
+            text: h.text.clone(),
+            scores: scores(h),
+        })
+        .collect()
+}
+
+/// A question, ready to be answered.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub index: String,
+    pub info: IndexInfo,
+    pub question: String,
+    pub standalone: String,
+    pub condensed: bool,
+    pub sources: Vec<Source>,
+    pub retrieval: Retrieval,
+    pub embedding_deployment: Option<String>,
+    pub history: Vec<Turn>,
+    pub session: Option<(String, String, Session)>,
+    pub cache_key: Option<String>,
+    pub cached: Option<Answer>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+/// Everything before the model: validation, index, session, cache,
+/// retrieval. Errors here are the request's (4xx, or 5xx for storage).
+pub async fn prepare<S, K, C, T, M>(
+    ctx: &Ctx<S, K, C, T, M>,
+    caller: &Caller,
+    params: QueryParams,
+) -> Result<Prepared>
+where
+    S: Sql,
+    K: KvStore,
+    C: Clock,
+    T: Timer,
+    M: Models,
+{
+    check_text("question", &params.question)?;
+    let top_k = check_top_k(params.top_k.unwrap_or(ctx.settings.default_top_k))?;
+    let weights = check_weights(params.weights.unwrap_or(ctx.settings.weights))?;
+    let filter = Filter::parse(&params.filter)?;
+    if let Some(id) = &params.session_id {
+        session::validate_id(id)?;
+    }
+    let info = index_info(&ctx.sql, &params.index).await?;
+    let mut history = params.history;
+    let mut session_state = None;
+    if let Some(id) = &params.session_id {
+        let key = session::key(&caller.principal, id);
+        let existing = session::load(&ctx.kv, &ctx.clock, &key).await?;
+        let current = match existing {
+            Some(s) if s.index != params.index => {
+                return Err(Error::Conflict(format!(
+                    "session {id:?} belongs to index {:?}",
+                    s.index
+                )));
+            }
+            Some(s) => s,
+            None => Session {
+                index: params.index.clone(),
+                turns: Vec::new(),
+                expires_at: 0,
+            },
+        };
+        if history.is_empty() {
+            history = current.turns.clone();
+        }
+        session_state = Some((id.clone(), key, current));
+    }
+    let condensed = session::condense(&params.question, &history);
+    let standalone = condensed.clone().unwrap_or_else(|| params.question.clone());
+    let mut prepared = Prepared {
+        index: params.index.clone(),
+        info,
+        question: params.question.clone(),
+        condensed: condensed.is_some(),
+        standalone,
+        sources: Vec::new(),
+        retrieval: Retrieval {
+            mode: String::new(),
+            degraded_reason: None,
+        },
+        embedding_deployment: None,
+        history,
+        session: session_state,
+        cache_key: None,
+        cached: None,
+        max_tokens: params.max_tokens,
+        temperature: params.temperature,
+    };
+    if prepared.history.is_empty() && ctx.settings.cache_ttl_s > 0 {
+        let chat = ctx.models.chat_deployment();
+        let embedding = ctx.models.embedding_deployment(&prepared.info.settings);
+        let question = normalise_question(&params.question);
+        let filter_json = canonical_json(&params.filter);
+        let key = CacheKey {
+            prompt_version: PROMPT_VERSION,
+            index: &params.index,
+            index_version: prepared.info.version,
+            generation: prepared.info.generation,
+            question: &question,
+            filter: &filter_json,
+            top_k,
+            weights: (weights.bm25, weights.vector),
+            scope: &caller.scope,
+            chat_deployment: chat.as_deref(),
+            embedding_deployment: embedding.as_deref(),
+        }
+        .key();
+        if let Some(hit) = cache::get(&ctx.kv, &ctx.clock, &key).await {
+            prepared.cached = Some(hit);
+            prepared.retrieval = prepared.cached.as_ref().map(|a| a.retrieval.clone()).unwrap_or(prepared.retrieval);
+            return Ok(prepared);
+        }
+        prepared.cache_key = Some(key);
+    }
+    let r = retrieve(
+        ctx,
+        &params.index,
+        &prepared.info,
+        &prepared.standalone,
+        top_k,
+        filter,
+        weights,
+    )
+    .await?;
+    let relevant = relevant_sources(
+        &prepared.standalone,
+        &r.result.hits,
+        ctx.settings.min_vector_score,
+    );
+    prepared.sources = prompt::fit_sources(relevant, ctx.settings.prompt.source_tokens);
+    prepared.retrieval = r.retrieval;
+    prepared.embedding_deployment = r.embedding_deployment;
+    Ok(prepared)
+}
+
+impl Prepared {
+    fn chat_request(&self, limits: &PromptLimits) -> ChatRequest {
+        let mut request = prompt::build(&self.standalone, &self.sources, &self.history, limits);
+        if let Some(m) = self.max_tokens {
+            request.max_tokens = Some(m.min(limits.max_answer_tokens.max(1) * 4));
+        }
+        if let Some(t) = self.temperature {
+            request.temperature = Some(t);
+        }
+        request
+    }
+
+    fn sources_event(&self) -> SourcesEvent {
+        let cached = self.cached.as_ref();
+        SourcesEvent {
+            index: self.index.clone(),
+            index_version: self.info.version,
+            sources: cached.map_or_else(|| self.sources.clone(), |a| a.sources.clone()),
+            retrieval: cached.map_or_else(|| self.retrieval.clone(), |a| a.retrieval.clone()),
+            session_id: self.session.as_ref().map(|(id, _, _)| id.clone()),
+            standalone_question: self.condensed.then(|| self.standalone.clone()),
+        }
+    }
+
+    /// An answer from `text` (verified against the sources).
+    fn answer_from(
+        &self,
+        text: &str,
+        usage: Usage,
+        finish: &str,
+        chat_deployment: Option<String>,
+        degraded_reason: Option<&str>,
+    ) -> Answer {
+        let verified = verify(text, &self.sources);
+        let found = !self.sources.is_empty();
+        Answer {
+            answer: verified.text,
+            citations: verified.citations,
+            dropped_citations: verified.dropped,
+            found,
+            degraded: degraded_reason.is_some() || self.retrieval.degraded_reason.is_some(),
+            degraded_reason: degraded_reason.map(str::to_owned),
+            finish_reason: finish.to_owned(),
+            index: self.index.clone(),
+            index_version: self.info.version,
+            usage: UsageOut::from(usage),
+            provenance: Provenance {
+                index: self.index.clone(),
+                index_version: self.info.version,
+                index_generation: self.info.generation,
+                chat_deployment,
+                embedding_deployment: self.embedding_deployment.clone(),
+                prompt_version: PROMPT_VERSION.to_owned(),
+            },
+            retrieval: self.retrieval.clone(),
+            cached: false,
+            session_id: self.session.as_ref().map(|(id, _, _)| id.clone()),
+            standalone_question: self.condensed.then(|| self.standalone.clone()),
+            sources: self.sources.clone(),
+        }
+    }
+
+    fn not_found(&self) -> Answer {
+        self.answer_from(NOT_FOUND_ANSWER, Usage::default(), "stop", None, None)
+    }
+
+    fn extractive(&self, reason: &str) -> Answer {
+        let text = extractive::answer(&self.standalone, &self.sources)
+            .unwrap_or_else(|| NOT_FOUND_ANSWER.to_owned());
+        self.answer_from(&text, Usage::default(), "stop", None, Some(reason))
+    }
+
+    fn from_cache(&self, mut answer: Answer) -> Answer {
+        answer.cached = true;
+        answer.session_id = self.session.as_ref().map(|(id, _, _)| id.clone());
+        answer.standalone_question = None;
+        answer
+    }
+}
+
+fn finish_name(reason: Option<&FinishReason>) -> &'static str {
+    match reason {
+        Some(FinishReason::Length) => "length",
+        Some(FinishReason::ContentFilter) => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// What an answer does last: record the session turn and cache the answer.
+async fn settle<S, K, C, T, M>(ctx: &Ctx<S, K, C, T, M>, p: &Prepared, answer: &Answer)
+where
+    K: KvStore,
+    C: Clock,
+{
+    if let Some((_, key, session)) = &p.session {
+        let turn = Turn {
+            question: p.question.clone(),
+            standalone: p.standalone.clone(),
+            answer: strip_markers(&answer.answer),
+        };
+        // A lost turn must not cost the answer; the next question simply
+        // has less context.
+        _ = session::record(
+            &ctx.kv,
+            &ctx.clock,
+            key,
+            session.clone(),
+            turn,
+            ctx.settings.session_max_turns,
+            ctx.settings.session_ttl_s,
+        )
+        .await;
+    }
+    if let Some(key) = &p.cache_key
+        && !answer.degraded
+        && !answer.cached
+    {
+        cache::put(&ctx.kv, &ctx.clock, key, answer, ctx.settings.cache_ttl_s).await;
+    }
+}
+
+/// Answer `p` whole.
+pub async fn answer<S, K, C, T, M>(ctx: &Ctx<S, K, C, T, M>, mut p: Prepared) -> Answer
+where
+    S: Sql,
+    K: KvStore,
+    C: Clock,
+    T: Timer,
+    M: Models,
+{
+    let draft = if let Some(hit) = p.cached.take() {
+        p.from_cache(hit)
+    } else if p.sources.is_empty() {
+        p.not_found()
+    } else if !ctx.models.online() {
+        p.extractive("offline")
+    } else {
+        let request = p.chat_request(&ctx.settings.prompt);
+        let outcome = with_timeout(
+            &ctx.timer,
+            ctx.settings.chat_timeout_ms,
+            ctx.models.complete(&request),
+        )
+        .await;
+        match outcome {
+            Ok(a) if a.finish_reason == Some(FinishReason::ContentFilter) => {
+                p.extractive("chat_content_filter")
+            }
+            Ok(a) => p.answer_from(
+                &a.content,
+                a.usage,
+                finish_name(a.finish_reason.as_ref()),
+                ctx.models.chat_deployment(),
+                None,
+            ),
+            Err(e) => p.extractive(chat_failure_reason(&e)),
+        }
+    };
+    settle(ctx, &p, &draft).await;
+    draft
+}
+
+type Opening<E> = Pin<Box<dyn Future<Output = Result<E>>>>;
+
+enum Phase<E> {
+    Start,
+    /// An answer known in full: send it as one delta, then finish.
+    Whole(Answer),
+    Opening(Opening<E>),
+    Streaming(Box<Partial<E>>),
+    Final(Answer),
+    End,
+}
+
+struct Partial<E> {
+    events: E,
+    text: String,
+    usage: Usage,
+    finish: Option<FinishReason>,
+    deadline: u64,
+}
+
+struct StreamState<S, K, C, T, M: Models> {
+    ctx: Rc<Ctx<S, K, C, T, M>>,
+    p: Prepared,
+    phase: Phase<M::Events>,
+}
+
+/// Answer `p` as a stream: `Sources`, `Delta`s (with `Heartbeat`s while
+/// the model is silent for `heartbeat_ms`), then `Done`.
+///
+/// Dropping the stream drops the model call in flight: the component drops
+/// it when writing to a client that went away fails.
+pub fn answer_stream<S, K, C, T, M>(
+    ctx: Rc<Ctx<S, K, C, T, M>>,
+    p: Prepared,
+) -> LocalBoxStream<'static, Event>
+where
+    S: Sql + 'static,
+    K: KvStore + 'static,
+    C: Clock + 'static,
+    T: Timer + 'static,
+    M: Models + 'static,
+    M::Events: 'static,
+{
+    let state = StreamState {
+        ctx,
+        p,
+        phase: Phase::Start,
+    };
+    stream::unfold(state, step).boxed_local()
+}
+
+async fn step<S, K, C, T, M>(mut st: StreamState<S, K, C, T, M>) -> Option<(Event, StreamState<S, K, C, T, M>)>
+where
+    S: Sql + 'static,
+    K: KvStore + 'static,
+    C: Clock + 'static,
+    T: Timer + 'static,
+    M: Models + 'static,
+    M::Events: 'static,
+{
+    let ctx = st.ctx.clone();
+    loop {
+        match std::mem::replace(&mut st.phase, Phase::End) {
+            Phase::Start => {
+                let event = Event::Sources(st.p.sources_event());
+                st.phase = if let Some(hit) = st.p.cached.take() {
+                    Phase::Whole(st.p.from_cache(hit))
+                } else if st.p.sources.is_empty() {
+                    Phase::Whole(st.p.not_found())
+                } else if !ctx.models.online() {
+                    Phase::Whole(st.p.extractive("offline"))
+                } else {
+                    let request = st.p.chat_request(&ctx.settings.prompt);
+                    let c = ctx.clone();
+                    Phase::Opening(Box::pin(async move {
+                        with_timeout(&c.timer, c.settings.chat_timeout_ms, c.models.stream(&request)).await
+                    }))
+                };
+                return Some((event, st));
+            }
+            Phase::Whole(answer) => {
+                let text = answer.answer.clone();
+                st.phase = Phase::Final(answer);
+                return Some((Event::Delta(text), st));
+            }
+            Phase::Opening(mut opening) => {
+                let waited = {
+                    let sleep = pin!(ctx.timer.sleep(ctx.settings.heartbeat_ms));
+                    match select(opening.as_mut(), sleep).await {
+                        Either::Left((opened, _)) => Some(opened),
+                        Either::Right(((), _)) => None,
+                    }
+                };
+                match waited {
+                    None => {
+                        st.phase = Phase::Opening(opening);
+                        return Some((Event::Heartbeat, st));
+                    }
+                    Some(Ok(events)) => {
+                        st.phase = Phase::Streaming(Box::new(Partial {
+                            events,
+                            text: String::new(),
+                            usage: Usage::default(),
+                            finish: None,
+                            deadline: ctx.clock.now_unix_ms().saturating_add(ctx.settings.chat_timeout_ms),
+                        }));
+                    }
+                    Some(Err(e)) => st.phase = Phase::Whole(st.p.extractive(chat_failure_reason(&e))),
+                }
+            }
+            Phase::Streaming(mut s) => {
+                let remaining = s.deadline.saturating_sub(ctx.clock.now_unix_ms());
+                let next = if remaining == 0 {
+                    Err(Error::Timeout(format!(
+                        "no complete answer within {} ms",
+                        ctx.settings.chat_timeout_ms
+                    )))
+                } else {
+                    let sleep = pin!(ctx.timer.sleep(ctx.settings.heartbeat_ms.min(remaining)));
+                    let next = pin!(s.events.next());
+                    match select(next, sleep).await {
+                        Either::Left((event, _)) => Ok(Some(event)),
+                        Either::Right(((), _)) => Ok(None),
+                    }
+                };
+                match next {
+                    Ok(None) => {
+                        st.phase = Phase::Streaming(s);
+                        return Some((Event::Heartbeat, st));
+                    }
+                    Ok(Some(Some(StreamEvent::Content(piece)))) => {
+                        s.text.push_str(&piece);
+                        st.phase = Phase::Streaming(s);
+                        return Some((Event::Delta(piece), st));
+                    }
+                    Ok(Some(Some(StreamEvent::Finish(reason)))) => {
+                        s.finish = Some(reason);
+                        st.phase = Phase::Streaming(s);
+                    }
+                    Ok(Some(Some(StreamEvent::Usage(usage)))) => {
+                        s.usage = usage;
+                        st.phase = Phase::Streaming(s);
+                    }
+                    Ok(Some(Some(StreamEvent::Done) | None)) => {
+                        st.phase = if s.finish == Some(FinishReason::ContentFilter) && s.text.is_empty() {
+                            Phase::Whole(st.p.extractive("chat_content_filter"))
+                        } else {
+                            Phase::Final(st.p.answer_from(
+                                &s.text,
+                                s.usage,
+                                finish_name(s.finish.as_ref()),
+                                ctx.models.chat_deployment(),
+                                (s.finish == Some(FinishReason::ContentFilter)).then_some("chat_content_filter"),
+                            ))
+                        };
+                    }
+                    Ok(Some(Some(StreamEvent::Failed(e)))) | Err(e) => {
+                        let reason = chat_failure_reason(&e);
+                        st.phase = if s.text.is_empty() {
+                            Phase::Whole(st.p.extractive(reason))
+                        } else {
+                            // Deltas were sent: keep what came, flagged.
+                            Phase::Final(st.p.answer_from(
+                                &s.text,
+                                s.usage,
+                                "error",
+                                ctx.models.chat_deployment(),
+                                Some(reason),
+                            ))
+                        };
+                    }
+                }
+            }
+            Phase::Final(mut answer) => {
+                settle(&ctx, &st.p, &answer).await;
+                answer.sources.clear();
+                return Some((Event::Done(Box::new(answer)), st));
+            }
+            Phase::End => return None,
+        }
+    }
+}
+
+/// The error event for a failure after the stream started.
+pub fn error_event(error: &Error) -> Event {
+    Event::Error(ErrorBody::from(error))
+}
