@@ -42,7 +42,12 @@ async fn handle(request: HttpRequest) -> Reply {
 async fn context() -> Result<QueryCtx> {
     let settings = Settings::from_config(&SpinConfig).await?;
     let models = AzureConfig::from_config(&SpinConfig).await?.map(|config| {
-        AzureModels::new(tune_for_queries(config, &settings), SpinHttp, SpinClock, SpinTimer)
+        AzureModels::new(
+            tune_for_queries(config, &settings),
+            SpinHttp,
+            SpinClock,
+            SpinTimer,
+        )
     });
     Ok(Ctx {
         sql: SpinSql::open_default(),

@@ -158,7 +158,11 @@ where
     }
 }
 
-async fn dispatch<S, K, C, T, M>(ctx: Rc<Ctx<S, K, C, T, M>>, caller: &Caller, call: Call) -> Result<Reply>
+async fn dispatch<S, K, C, T, M>(
+    ctx: Rc<Ctx<S, K, C, T, M>>,
+    caller: &Caller,
+    call: Call,
+) -> Result<Reply>
 where
     S: Sql + 'static,
     K: KvStore + 'static,
@@ -186,7 +190,10 @@ where
             let now = ctx.clock.now_unix_ms();
             let id = format!(
                 "chatcmpl-{}",
-                short_hash(&format!("{now}:{}:{}", caller.principal, chat.params.question))
+                short_hash(&format!(
+                    "{now}:{}:{}",
+                    caller.principal, chat.params.question
+                ))
             );
             let created = now / 1000;
             let model = chat.params.index.clone();
@@ -199,7 +206,9 @@ where
                     include_usage: chat.include_usage,
                 };
                 let events = service::answer_stream(ctx, prepared);
-                Ok(Reply::Events(events.map(move |e| encoder.encode(&e)).boxed_local()))
+                Ok(Reply::Events(
+                    events.map(move |e| encoder.encode(&e)).boxed_local(),
+                ))
             } else {
                 let answer = service::answer(&ctx, prepared).await;
                 Ok(Reply::Full(HttpResponse::json(

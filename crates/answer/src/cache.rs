@@ -50,9 +50,16 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
             serde_json::Value::Object(map) => {
                 let mut entries: Vec<_> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sort(v))).collect())
+                serde_json::Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sort(v)))
+                        .collect(),
+                )
             }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sort).collect()),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sort).collect())
+            }
             other => other.clone(),
         }
     }
@@ -76,7 +83,9 @@ pub async fn get(kv: &impl KvStore, clock: &impl Clock, key: &str) -> Option<Ans
 /// Store `answer` for `ttl_s` seconds; failures are ignored (a cache).
 pub async fn put(kv: &impl KvStore, clock: &impl Clock, key: &str, answer: &Answer, ttl_s: u64) {
     let entry = Entry {
-        expires_at: clock.now_unix_ms().saturating_add(ttl_s.saturating_mul(1000)),
+        expires_at: clock
+            .now_unix_ms()
+            .saturating_add(ttl_s.saturating_mul(1000)),
         answer: answer.clone(),
     };
     if let Ok(bytes) = serde_json::to_vec(&entry) {
@@ -110,7 +119,11 @@ mod tests {
         assert!(base.starts_with("query:answer:"));
         assert_eq!(base, key("q", 1, "*").key());
         assert_ne!(base, key("q2", 1, "*").key());
-        assert_ne!(base, key("q", 2, "*").key(), "a write to the index invalidates");
+        assert_ne!(
+            base,
+            key("q", 2, "*").key(),
+            "a write to the index invalidates"
+        );
         assert_ne!(base, key("q", 1, "user:bob").key());
         let mut other = key("q", 1, "*");
         other.chat_deployment = Some("gpt-4o");
@@ -119,8 +132,10 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[{"d":1,"c":2}]}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{"a":{"x":[{"c":2,"d":1}],"y":2},"b":1}"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[{"d":1,"c":2}]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[{"c":2,"d":1}],"y":2},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
     }
 }

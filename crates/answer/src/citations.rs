@@ -185,8 +185,8 @@ pub fn verify(answer: &str, sources: &[Source]) -> Verified {
                         });
                         continue;
                     };
-                    let supported = context.is_empty()
-                        || overlap(context, &content_words(&source.text)) > 0;
+                    let supported =
+                        context.is_empty() || overlap(context, &content_words(&source.text)) > 0;
                     if !supported {
                         dropped.push(DroppedCitation {
                             source: n,
@@ -258,7 +258,10 @@ mod tests {
 
     #[test]
     fn keeps_supported_citations_with_the_best_supporting_sentence() {
-        let v = verify("The café closes at noon [1]. Parking is free [2].", &sources());
+        let v = verify(
+            "The café closes at noon [1]. Parking is free [2].",
+            &sources(),
+        );
         assert_eq!(v.text, "The café closes at noon [1]. Parking is free [2].");
         assert_eq!(v.dropped, []);
         assert_eq!(v.citations.len(), 2);
@@ -270,7 +273,10 @@ mod tests {
 
     #[test]
     fn drops_and_reports_unknown_source_numbers() {
-        let v = verify("The café opens at 8 [1][7]. Parking is free [9].", &sources());
+        let v = verify(
+            "The café opens at 8 [1][7]. Parking is free [9].",
+            &sources(),
+        );
         assert_eq!(v.text, "The café opens at 8 [1]. Parking is free.");
         assert_eq!(
             v.dropped,
@@ -285,7 +291,10 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(v.citations.iter().map(|c| c.source).collect::<Vec<_>>(), [1]);
+        assert_eq!(
+            v.citations.iter().map(|c| c.source).collect::<Vec<_>>(),
+            [1]
+        );
     }
 
     #[test]
@@ -298,7 +307,10 @@ mod tests {
 
     #[test]
     fn understands_grouped_markers_and_markers_after_the_full_stop() {
-        let v = verify("The café opens at 8 and parking is free. [1, 2]", &sources());
+        let v = verify(
+            "The café opens at 8 and parking is free. [1, 2]",
+            &sources(),
+        );
         assert_eq!(v.citations.len(), 2, "{v:?}");
         assert_eq!(v.text, "The café opens at 8 and parking is free. [1][2]");
         assert_eq!(markers("a [1,2] b [3] [x] [ ] [12345678]"), [1, 2, 3]);

@@ -80,7 +80,8 @@ impl Settings {
             s.min_vector_score = v;
         }
         let ok = |w: f64| w.is_finite() && w >= 0.0;
-        if !ok(s.weights.bm25) || !ok(s.weights.vector) || s.weights.bm25 + s.weights.vector <= 0.0 {
+        if !ok(s.weights.bm25) || !ok(s.weights.vector) || s.weights.bm25 + s.weights.vector <= 0.0
+        {
             return Err(Error::Unavailable(format!(
                 "variables {} and {} must be non-negative and not both 0",
                 vars::BM25_WEIGHT,

@@ -176,7 +176,12 @@ where
     }
 
     fn chat(&self) -> ChatClient<By<'_, H>, By<'_, C>, By<'_, T>> {
-        ChatClient::new(&self.config, By(&self.http), By(&self.clock), By(&self.timer))
+        ChatClient::new(
+            &self.config,
+            By(&self.http),
+            By(&self.clock),
+            By(&self.timer),
+        )
     }
 
     fn embedding_config(&self, settings: &IndexSettings) -> AzureConfig {
@@ -245,7 +250,8 @@ where
             if attempt >= policy.max_attempts {
                 return Err(failure);
             }
-            let delay = hint.unwrap_or_else(|| backoff_delay_ms(&policy, attempt - 1, jitter.next_u64()));
+            let delay =
+                hint.unwrap_or_else(|| backoff_delay_ms(&policy, attempt - 1, jitter.next_u64()));
             let spent = self.clock.now_unix_ms().saturating_sub(start).max(waited);
             if spent.saturating_add(delay) >= policy.budget_ms {
                 return Err(failure);
@@ -323,7 +329,8 @@ where
 
     async fn embed(&self, settings: &IndexSettings, text: &str) -> Result<Vec<f32>> {
         let config = self.embedding_config(settings);
-        let client = EmbeddingsClient::new(&config, By(&self.http), By(&self.clock), By(&self.timer));
+        let client =
+            EmbeddingsClient::new(&config, By(&self.http), By(&self.clock), By(&self.timer));
         client
             .embed(&[text.to_owned()])
             .await?

@@ -226,7 +226,8 @@ impl ChunkEncoder {
     pub fn encode(&self, event: &Event) -> Vec<u8> {
         match event {
             Event::Sources(s) => {
-                let mut chunk = self.chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+                let mut chunk =
+                    self.chunk(json!({"role": "assistant", "content": ""}), Value::Null);
                 chunk["ragspin"] = json!({"sources": s.sources, "retrieval": s.retrieval, "index_version": s.index_version});
                 data(&chunk)
             }

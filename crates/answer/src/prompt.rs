@@ -97,7 +97,12 @@ pub fn build(
     let mut system = String::from(INSTRUCTIONS);
     system.push_str("\n\nSources:\n");
     for source in sources {
-        system.push_str(&format!("[{}] {}\n{}\n", source.id, source.text, origin(source)));
+        system.push_str(&format!(
+            "[{}] {}\n{}\n",
+            source.id,
+            source.text,
+            origin(source)
+        ));
     }
     let mut messages = vec![ChatMessage::new(Role::System, system)];
     let skip = history.len().saturating_sub(limits.history_turns);
@@ -140,7 +145,12 @@ mod tests {
         let sources = fit_sources(vec![source(9, "Opens\nat 8.")], 1000);
         let request = build("When?", &sources, &[], &PromptLimits::default());
         let system = &request.messages[0].content;
-        assert!(system.contains("\n[1] Opens at 8.\n(source 1 from guide.md, page 2, section \"Intro > Hours\")\n"), "{system}");
+        assert!(
+            system.contains(
+                "\n[1] Opens at 8.\n(source 1 from guide.md, page 2, section \"Intro > Hours\")\n"
+            ),
+            "{system}"
+        );
         assert_eq!(request.messages.last().unwrap().content, "When?");
         assert_eq!(request.messages.last().unwrap().role, Role::User);
     }
@@ -151,8 +161,14 @@ mod tests {
         let kept = fit_sources(vec![source(1, &long), source(2, "small")], 100);
         assert_eq!(kept.len(), 1);
         assert!(kept[0].text.len() <= 100 * 4 + 4, "{}", kept[0].text.len());
-        let kept = fit_sources(vec![source(1, "a b c"), source(2, &long), source(3, "d e f")], 100);
-        assert_eq!(kept.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["a b c", "d e f"]);
+        let kept = fit_sources(
+            vec![source(1, "a b c"), source(2, &long), source(3, "d e f")],
+            100,
+        );
+        assert_eq!(
+            kept.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(),
+            ["a b c", "d e f"]
+        );
         assert_eq!(kept.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2]);
     }
 
@@ -166,7 +182,10 @@ mod tests {
             })
             .collect();
         let request = build("now?", &[], &turns, &PromptLimits::default());
-        let texts: Vec<&str> = request.messages[1..].iter().map(|m| m.content.as_str()).collect();
+        let texts: Vec<&str> = request.messages[1..]
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
         assert_eq!(texts, ["q2", "a2", "q3", "a3", "q4", "a4", "now?"]);
     }
 }

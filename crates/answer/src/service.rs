@@ -35,8 +35,7 @@ use crate::text::{content_words, normalise_question, overlap};
 /// Longest question, in characters.
 pub const MAX_QUESTION_CHARS: usize = 4000;
 /// The answer when nothing relevant was retrieved.
-pub const NOT_FOUND_ANSWER: &str =
-    "The documents do not contain an answer to this question.";
+pub const NOT_FOUND_ANSWER: &str = "The documents do not contain an answer to this question.";
 
 /// Tunables (Spin variables; see the README).
 #[derive(Debug, Clone, PartialEq)]
@@ -324,7 +323,16 @@ where
     let weights = check_weights(params.weights.unwrap_or(ctx.settings.weights))?;
     let filter = Filter::parse(&params.filter)?;
     let info = index_info(&ctx.sql, &params.index).await?;
-    let r = retrieve(ctx, &params.index, &info, &params.query, top_k, filter, weights).await?;
+    let r = retrieve(
+        ctx,
+        &params.index,
+        &info,
+        &params.query,
+        top_k,
+        filter,
+        weights,
+    )
+    .await?;
     Ok(SearchResponse {
         index: params.index,
         index_version: r.result.index_version,
@@ -482,7 +490,11 @@ where
         .key();
         if let Some(hit) = cache::get(&ctx.kv, &ctx.clock, &key).await {
             prepared.cached = Some(hit);
-            prepared.retrieval = prepared.cached.as_ref().map(|a| a.retrieval.clone()).unwrap_or(prepared.retrieval);
+            prepared.retrieval = prepared
+                .cached
+                .as_ref()
+                .map(|a| a.retrieval.clone())
+                .unwrap_or(prepared.retrieval);
             return Ok(prepared);
         }
         prepared.cache_key = Some(key);
@@ -580,7 +592,7 @@ impl Prepared {
         self.answer_from(&text, Usage::default(), "stop", None, Some(reason))
     }
 
-    fn from_cache(&self, mut answer: Answer) -> Answer {
+    fn cache_hit(&self, mut answer: Answer) -> Answer {
         answer.cached = true;
         answer.session_id = self.session.as_ref().map(|(id, _, _)| id.clone());
         answer.standalone_question = None;
@@ -639,7 +651,7 @@ where
     M: Models,
 {
     let draft = if let Some(hit) = p.cached.take() {
-        p.from_cache(hit)
+        p.cache_hit(hit)
     } else if p.sources.is_empty() {
         p.not_found()
     } else if !ctx.models.online() {
@@ -721,7 +733,9 @@ where
     stream::unfold(state, step).boxed_local()
 }
 
-async fn step<S, K, C, T, M>(mut st: StreamState<S, K, C, T, M>) -> Option<(Event, StreamState<S, K, C, T, M>)>
+async fn step<S, K, C, T, M>(
+    mut st: StreamState<S, K, C, T, M>,
+) -> Option<(Event, StreamState<S, K, C, T, M>)>
 where
     S: Sql + 'static,
     K: KvStore + 'static,
@@ -736,7 +750,7 @@ where
             Phase::Start => {
                 let event = Event::Sources(st.p.sources_event());
                 st.phase = if let Some(hit) = st.p.cached.take() {
-                    Phase::Whole(st.p.from_cache(hit))
+                    Phase::Whole(st.p.cache_hit(hit))
                 } else if st.p.sources.is_empty() {
                     Phase::Whole(st.p.not_found())
                 } else if !ctx.models.online() {
@@ -745,7 +759,12 @@ where
                     let request = st.p.chat_request(&ctx.settings.prompt);
                     let c = ctx.clone();
                     Phase::Opening(Box::pin(async move {
-                        with_timeout(&c.timer, c.settings.chat_timeout_ms, c.models.stream(&request)).await
+                        with_timeout(
+                            &c.timer,
+                            c.settings.chat_timeout_ms,
+                            c.models.stream(&request),
+                        )
+                        .await
                     }))
                 };
                 return Some((event, st));
@@ -774,10 +793,15 @@ where
                             text: String::new(),
                             usage: Usage::default(),
                             finish: None,
-                            deadline: ctx.clock.now_unix_ms().saturating_add(ctx.settings.chat_timeout_ms),
+                            deadline: ctx
+                                .clock
+                                .now_unix_ms()
+                                .saturating_add(ctx.settings.chat_timeout_ms),
                         }));
                     }
-                    Some(Err(e)) => st.phase = Phase::Whole(st.p.extractive(chat_failure_reason(&e))),
+                    Some(Err(e)) => {
+                        st.phase = Phase::Whole(st.p.extractive(chat_failure_reason(&e)))
+                    }
                 }
             }
             Phase::Streaming(mut s) => {
@@ -814,17 +838,21 @@ where
                         st.phase = Phase::Streaming(s);
                     }
                     Ok(Some(Some(StreamEvent::Done) | None)) => {
-                        st.phase = if s.finish == Some(FinishReason::ContentFilter) && s.text.is_empty() {
-                            Phase::Whole(st.p.extractive("chat_content_filter"))
-                        } else {
-                            Phase::Final(st.p.answer_from(
-                                &s.text,
-                                s.usage,
-                                finish_name(s.finish.as_ref()),
-                                ctx.models.chat_deployment(),
-                                (s.finish == Some(FinishReason::ContentFilter)).then_some("chat_content_filter"),
-                            ))
-                        };
+                        st.phase =
+                            if s.finish == Some(FinishReason::ContentFilter) && s.text.is_empty() {
+                                Phase::Whole(st.p.extractive("chat_content_filter"))
+                            } else {
+                                Phase::Final(
+                                    st.p.answer_from(
+                                        &s.text,
+                                        s.usage,
+                                        finish_name(s.finish.as_ref()),
+                                        ctx.models.chat_deployment(),
+                                        (s.finish == Some(FinishReason::ContentFilter))
+                                            .then_some("chat_content_filter"),
+                                    ),
+                                )
+                            };
                     }
                     Ok(Some(Some(StreamEvent::Failed(e)))) | Err(e) => {
                         let reason = chat_failure_reason(&e);

@@ -91,7 +91,9 @@ pub async fn record(
     session.turns.push(turn);
     let excess = session.turns.len().saturating_sub(max_turns.max(1));
     session.turns.drain(..excess);
-    session.expires_at = clock.now_unix_ms().saturating_add(ttl_s.saturating_mul(1000));
+    session.expires_at = clock
+        .now_unix_ms()
+        .saturating_add(ttl_s.saturating_mul(1000));
     let bytes = serde_json::to_vec(&session)
         .map_err(|e| Error::Internal(format!("serialize session: {e}")))?;
     kv.set(key, &bytes).await
@@ -103,7 +105,14 @@ const ANAPHORS: &[&str] = &[
 ];
 
 const FOLLOW_UP_OPENERS: &[&str] = &[
-    "and", "also", "what about", "how about", "and what", "what else", "why", "so",
+    "and",
+    "also",
+    "what about",
+    "how about",
+    "and what",
+    "what else",
+    "why",
+    "so",
 ];
 
 /// Whether `question` leans on the conversation.
@@ -179,9 +188,17 @@ mod tests {
                 expires_at: 0,
             };
             for n in 0..5 {
-                record(&kv, &clock, &k, session.clone(), turn(&format!("q{n}")), 3, 60)
-                    .await
-                    .unwrap();
+                record(
+                    &kv,
+                    &clock,
+                    &k,
+                    session.clone(),
+                    turn(&format!("q{n}")),
+                    3,
+                    60,
+                )
+                .await
+                .unwrap();
                 session = load(&kv, &clock, &k).await.unwrap().unwrap();
             }
             let questions: Vec<_> = session.turns.iter().map(|t| t.question.as_str()).collect();

@@ -131,7 +131,10 @@ mod tests {
             normalise_question("  What   is\tRAG ?? "),
             normalise_question("what is rag")
         );
-        assert_ne!(normalise_question("what is rag"), normalise_question("what is rug"));
+        assert_ne!(
+            normalise_question("what is rag"),
+            normalise_question("what is rug")
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 const PHONES: &str = "# Zephyr phone\n\nThe Zephyr phone has a battery life of 30 hours. \
 It charges fully in 45 minutes with the included charger.\n\n# Warranty\n\n\
 The warranty lasts two years and covers battery defects.\n";
-const CAFE: &str = "# Café\n\nThe café opens at 8 and closes at noon. Parking is free for visitors.\n";
+const CAFE: &str =
+    "# Café\n\nThe café opens at 8 and closes at noon. Parking is free for visitors.\n";
 
 /// Scripted models over the hash embedder the documents were indexed with.
 #[derive(Default)]
@@ -70,7 +71,7 @@ impl ChatEvents for FakeEvents {
             .await;
         }
         let next = self.events.pop_front();
-        if next.is_none() {
+        if matches!(next, None | Some(StreamEvent::Done)) {
             self.ended = true;
         }
         next
@@ -199,10 +200,17 @@ fn answers_with_citations_verified_against_the_retrieved_sources() {
         .borrow_mut()
         .push_back(said("The Zephyr phone lasts 30 hours on a battery [1][7]."));
     let a = ask(&ctx, question(BATTERY));
-    assert_eq!(a.answer, "The Zephyr phone lasts 30 hours on a battery [1].");
+    assert_eq!(
+        a.answer,
+        "The Zephyr phone lasts 30 hours on a battery [1]."
+    );
     assert_eq!(a.citations.len(), 1);
     assert_eq!(a.citations[0].filename, "phones.md");
-    assert!(a.citations[0].snippet.contains("30 hours"), "{:?}", a.citations[0]);
+    assert!(
+        a.citations[0].snippet.contains("30 hours"),
+        "{:?}",
+        a.citations[0]
+    );
     assert_eq!(a.dropped_citations.len(), 1);
     assert_eq!(a.dropped_citations[0].source, 7);
     assert_eq!(a.dropped_citations[0].reason, "unknown_source");
@@ -210,8 +218,14 @@ fn answers_with_citations_verified_against_the_retrieved_sources() {
     assert_eq!(a.retrieval.mode, "hybrid");
     assert_eq!(a.usage.total_tokens, 120);
     assert_eq!(a.provenance.chat_deployment.as_deref(), Some("gpt-test"));
-    assert_eq!(a.provenance.embedding_deployment.as_deref(), Some("hash-64"));
-    assert_eq!(a.provenance.prompt_version, ragspin_answer::prompt::PROMPT_VERSION);
+    assert_eq!(
+        a.provenance.embedding_deployment.as_deref(),
+        Some("hash-64")
+    );
+    assert_eq!(
+        a.provenance.prompt_version,
+        ragspin_answer::prompt::PROMPT_VERSION
+    );
     assert_eq!(a.index_version, 1);
     let prompt = &ctx.models.requests.borrow()[0].messages[0].content;
     assert!(prompt.contains("[1] "), "{prompt}");
@@ -225,7 +239,10 @@ fn says_the_documents_do_not_contain_it_and_cites_nothing_when_nothing_is_releva
     assert!(!a.found);
     assert_eq!(a.answer, service::NOT_FOUND_ANSWER);
     assert!(a.citations.is_empty());
-    assert!(ctx.models.requests.borrow().is_empty(), "the model was not asked");
+    assert!(
+        ctx.models.requests.borrow().is_empty(),
+        "the model was not asked"
+    );
 }
 
 #[test]
@@ -277,9 +294,15 @@ fn falls_back_to_bm25_flagged_when_the_question_cannot_be_embedded() {
         .push_back(said("It lasts 30 hours [1]."));
     let a = ask(&ctx, question(BATTERY));
     assert_eq!(a.retrieval.mode, "bm25");
-    assert_eq!(a.retrieval.degraded_reason.as_deref(), Some("embeddings_unavailable"));
+    assert_eq!(
+        a.retrieval.degraded_reason.as_deref(),
+        Some("embeddings_unavailable")
+    );
     assert!(a.degraded);
-    assert_eq!(a.degraded_reason, None, "the answer itself came from the model");
+    assert_eq!(
+        a.degraded_reason, None,
+        "the answer itself came from the model"
+    );
     assert_eq!(a.provenance.embedding_deployment, None);
     assert_eq!(a.citations.len(), 1);
 }
@@ -304,11 +327,18 @@ fn a_repeated_question_is_served_from_the_cache_until_the_index_changes() {
         .extend([said("It lasts 30 hours [1]."), said("Now 30 hours [1].")]);
     let first = ask(&ctx, question(BATTERY));
     assert!(!first.cached);
-    let again = ask(&ctx, question("  what is the battery life of the zephyr PHONE "));
+    let again = ask(
+        &ctx,
+        question("  what is the battery life of the zephyr PHONE "),
+    );
     assert!(again.cached);
     assert_eq!(again.answer, first.answer);
     assert_eq!(again.citations, first.citations);
-    assert_eq!(ctx.models.requests.borrow().len(), 1, "the model was asked once");
+    assert_eq!(
+        ctx.models.requests.borrow().len(),
+        1,
+        "the model was asked once"
+    );
     // Another filter, or another caller scope, is another entry.
     let mut filtered = question(BATTERY);
     filtered.filter = json!({"lang": "en"});
@@ -336,10 +366,10 @@ fn a_repeated_question_is_served_from_the_cache_until_the_index_changes() {
 #[test]
 fn degraded_answers_are_not_cached() {
     let ctx = online();
-    ctx.models
-        .answers
-        .borrow_mut()
-        .extend([Err(Error::Timeout("slow".into())), said("It lasts 30 hours [1].")]);
+    ctx.models.answers.borrow_mut().extend([
+        Err(Error::Timeout("slow".into())),
+        said("It lasts 30 hours [1]."),
+    ]);
     assert!(ask(&ctx, question(BATTERY)).degraded);
     let second = ask(&ctx, question(BATTERY));
     assert!(!second.cached && !second.degraded);
@@ -365,13 +395,25 @@ fn a_follow_up_in_a_session_is_condensed_and_sees_the_conversation() {
     assert!(!b.cached, "follow-ups depend on the conversation");
     assert_eq!(b.citations[0].filename, "phones.md");
     let request = &ctx.models.requests.borrow()[1];
-    let texts: Vec<&str> = request.messages.iter().map(|m| m.content.as_str()).collect();
+    let texts: Vec<&str> = request
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
     assert_eq!(texts[1], BATTERY);
-    assert_eq!(texts[2], "The battery lasts 30 hours.", "history without markers");
+    assert_eq!(
+        texts[2], "The battery lasts 30 hours.",
+        "history without markers"
+    );
     assert_eq!(*texts.last().unwrap(), standalone);
     // The session is bounded and kept under the caller's key.
     let keys: Vec<String> = ctx.kv.snapshot().keys().cloned().collect();
-    assert_eq!(keys.iter().filter(|k| k.starts_with("query:session:")).count(), 1);
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.starts_with("query:session:"))
+            .count(),
+        1
+    );
     // Another principal does not see it.
     let stranger = Caller {
         principal: "mallory".into(),
@@ -391,7 +433,10 @@ fn collect(ctx: TestCtx<FakeModels>, q: &str) -> (Vec<Event>, Rc<TestCtx<FakeMod
 }
 
 fn streamed(pieces: &[&str]) -> Vec<StreamEvent> {
-    let mut events: Vec<StreamEvent> = pieces.iter().map(|p| StreamEvent::Content((*p).into())).collect();
+    let mut events: Vec<StreamEvent> = pieces
+        .iter()
+        .map(|p| StreamEvent::Content((*p).into()))
+        .collect();
     events.push(StreamEvent::Finish(FinishReason::Stop));
     events.push(StreamEvent::Usage(Usage {
         prompt_tokens: 50,
@@ -404,10 +449,11 @@ fn streamed(pieces: &[&str]) -> Vec<StreamEvent> {
 #[test]
 fn a_stream_sends_sources_first_then_deltas_then_the_verified_answer() {
     let ctx = online();
-    ctx.models
-        .streams
-        .borrow_mut()
-        .push_back(Ok(streamed(&["The battery ", "lasts 30 hours [1]", "[4]."])));
+    ctx.models.streams.borrow_mut().push_back(Ok(streamed(&[
+        "The battery ",
+        "lasts 30 hours [1]",
+        "[4].",
+    ])));
     let (events, ctx) = collect(ctx, BATTERY);
     let Event::Sources(sources) = &events[0] else {
         panic!("first event: {:?}", events[0])
@@ -441,7 +487,12 @@ fn a_silent_model_gets_heartbeats_and_a_dropped_stream_cancels_the_model_call() 
         .borrow_mut()
         .push_back(Ok(streamed(&["The battery ", "lasts 30 hours [1]."])));
     let ctx = Rc::new(ctx);
-    let prepared = block_on(service::prepare(&ctx, &Caller::anonymous(), question(BATTERY))).unwrap();
+    let prepared = block_on(service::prepare(
+        &ctx,
+        &Caller::anonymous(),
+        question(BATTERY),
+    ))
+    .unwrap();
     let mut stream = service::answer_stream(ctx.clone(), prepared);
     let first: Vec<Event> = block_on(async {
         let mut out = Vec::new();
@@ -458,7 +509,11 @@ fn a_silent_model_gets_heartbeats_and_a_dropped_stream_cancels_the_model_call() 
     assert!(first.contains(&Event::Heartbeat), "{first:?}");
     assert_eq!(ctx.models.cancelled.get(), 0);
     drop(stream); // the client went away
-    assert_eq!(ctx.models.cancelled.get(), 1, "the model stream was dropped");
+    assert_eq!(
+        ctx.models.cancelled.get(),
+        1,
+        "the model stream was dropped"
+    );
 }
 
 #[test]
@@ -470,7 +525,10 @@ fn a_stream_that_cannot_start_streams_the_extractive_answer_flagged() {
         .push_back(Err(Error::Unavailable("rate limiting (429)".into())));
     let (events, _) = collect(ctx, BATTERY);
     assert!(matches!(events[0], Event::Sources(_)));
-    assert!(matches!(&events[1], Event::Delta(t) if t.contains("30 hours [1]")), "{events:?}");
+    assert!(
+        matches!(&events[1], Event::Delta(t) if t.contains("30 hours [1]")),
+        "{events:?}"
+    );
     let Some(Event::Done(done)) = events.last() else {
         panic!()
     };
@@ -506,7 +564,11 @@ fn search_returns_hits_with_per_method_scores() {
     let r = block_on(service::search_index(&ctx, params)).unwrap();
     assert_eq!(r.retrieval.mode, "hybrid");
     assert!(!r.hits.is_empty() && r.hits.len() <= 3);
-    assert!(r.hits.iter().any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some()));
+    assert!(
+        r.hits
+            .iter()
+            .any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some())
+    );
     assert_eq!(r.hits[0].filename, "phones.md");
 }
 
@@ -521,7 +583,10 @@ fn status_of<M: Models + 'static>(ctx: &Rc<TestCtx<M>>, path: &str, body: Value)
             .expect("a whole response"),
         Err(e) => ragspin_core::HttpResponse::error(&e),
     };
-    (response.status, serde_json::from_slice(&response.body).unwrap())
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap(),
+    )
 }
 
 #[test]
@@ -529,24 +594,87 @@ fn bad_input_gets_the_documented_status_naming_the_problem() {
     let ctx = Rc::new(offline());
     let long = "why ".repeat(1500);
     let cases = [
-        ("/v1/query", json!({"index": "nope", "question": "x"}), 404, None),
-        ("/v1/query", json!({"index": "docs", "question": "  "}), 422, Some("question")),
-        ("/v1/query", json!({"index": "docs", "question": long}), 422, Some("question")),
-        ("/v1/query", json!({"index": "docs", "question": "x", "filter": {"price": {"between": 1}}}), 400, Some("filter.price")),
-        ("/v1/query", json!({"index": "docs", "question": "x", "top_k": 0}), 422, Some("top_k")),
-        ("/v1/query", json!({"index": "docs", "question": "x", "top_k": 51}), 422, Some("top_k")),
-        ("/v1/query", json!({"index": "docs", "question": "x", "colour": 1}), 400, Some("colour")),
-        ("/v1/query", json!({"index": "docs", "question": "x", "session_id": "a b"}), 400, Some("session_id")),
-        ("/v1/search", json!({"index": "docs", "query": "x", "top_k": 100}), 422, Some("top_k")),
-        ("/v1/search", json!({"index": "Bad Name", "query": "x"}), 400, Some("index")),
-        ("/v1/chat/completions", json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}), 404, None),
-        ("/v1/chat/completions", json!({"model": "docs", "messages": []}), 422, Some("messages")),
+        (
+            "/v1/query",
+            json!({"index": "nope", "question": "x"}),
+            404,
+            None,
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "  "}),
+            422,
+            Some("question"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": long}),
+            422,
+            Some("question"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "x", "filter": {"price": {"between": 1}}}),
+            400,
+            Some("filter.price"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "x", "top_k": 0}),
+            422,
+            Some("top_k"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "x", "top_k": 51}),
+            422,
+            Some("top_k"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "x", "colour": 1}),
+            400,
+            Some("colour"),
+        ),
+        (
+            "/v1/query",
+            json!({"index": "docs", "question": "x", "session_id": "a b"}),
+            400,
+            Some("session_id"),
+        ),
+        (
+            "/v1/search",
+            json!({"index": "docs", "query": "x", "top_k": 100}),
+            422,
+            Some("top_k"),
+        ),
+        (
+            "/v1/search",
+            json!({"index": "Bad Name", "query": "x"}),
+            400,
+            Some("index"),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+            404,
+            None,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "docs", "messages": []}),
+            422,
+            Some("messages"),
+        ),
     ];
     for (path, body, status, field) in cases {
         let (got, json) = status_of(&ctx, path, body.clone());
         assert_eq!(got, status, "{path} {body}: {json}");
         if let Some(field) = field {
-            assert!(json["error"]["message"].as_str().unwrap().contains(field), "{path} {body}: {json}");
+            assert!(
+                json["error"]["message"].as_str().unwrap().contains(field),
+                "{path} {body}: {json}"
+            );
         }
     }
     let get = api::decode(&HttpRequest::new("GET", "/v1/query"));
@@ -562,7 +690,12 @@ fn chat_completions_answer_in_openai_shape_with_citations_alongside() {
     assert_eq!(json["object"], "chat.completion");
     assert_eq!(json["model"], "docs");
     assert_eq!(json["choices"][0]["message"]["role"], "assistant");
-    assert!(json["choices"][0]["message"]["content"].as_str().unwrap().contains("opens at 8"));
+    assert!(
+        json["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("opens at 8")
+    );
     assert_eq!(json["choices"][0]["finish_reason"], "stop");
     assert_eq!(json["citations"][0]["filename"], "cafe.md");
     assert_eq!(json["ragspin"]["degraded_reason"], "offline");
@@ -579,14 +712,30 @@ fn streamed_chat_completions_are_openai_chunks_ending_with_done() {
     };
     let bytes: Vec<u8> = block_on(events.collect::<Vec<_>>()).concat();
     let text = String::from_utf8(bytes).unwrap();
-    let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let datas: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
     assert_eq!(*datas.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks: Vec<Value> = datas[..datas.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    let finish = chunks.iter().find(|c| c["choices"][0]["finish_reason"] == "stop").unwrap();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    let finish = chunks
+        .iter()
+        .find(|c| c["choices"][0]["finish_reason"] == "stop")
+        .unwrap();
     assert_eq!(finish["citations"][0]["filename"], "cafe.md");
     assert!(chunks.last().unwrap()["usage"].is_object());
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert!(content.contains("opens at 8"), "{content}");
 }

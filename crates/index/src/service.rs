@@ -11,9 +11,11 @@ use crate::model::*;
 use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
 
 /// Chunks sent to the embedder per call: the unit of progress and of resume.
-pub const EMBED_BATCH: usize = 64;
+pub const EMBED_BATCH: usize = 256;
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+/// Chunks per multi-row INSERT (15 parameters each; SQLite allows 32,766).
+const CHUNK_ROWS: usize = 200;
 
 fn int(v: Option<&SqlValue>) -> i64 {
     match v {
@@ -574,7 +576,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let (model, dims) = model_key(embedder, settings);
         let mut known: HashMap<String, Vec<f32>> = HashMap::new();
         let hashes: Vec<&str> = drafts.iter().map(|d| d.content_hash.as_str()).collect();
-        for group in hashes.chunks(200) {
+        for group in hashes.chunks(500) {
             let placeholders: Vec<String> =
                 (0..group.len()).map(|k| format!("?{}", k + 3)).collect();
             let mut params = vec![t(&model), i(dims)];
@@ -626,15 +628,24 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             // after a failure or a timeout does not embed it again.
             self.begin().await?;
             let result = async {
+                let mut params = vec![t(&model), i(dims), i(self.now())];
+                let mut tuples = Vec::with_capacity(batch.len());
                 for (d, v) in batch.iter().zip(&vectors) {
-                    self.sql
-                        .execute(
-                            "INSERT OR REPLACE INTO rs_embedding_cache (model, dimensions, content_hash, vector, created_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            &[t(&model), i(dims), t(&d.content_hash), SqlValue::Blob(encode_f32(v)), i(self.now())],
-                        )
-                        .await?;
+                    let k = params.len();
+                    tuples.push(format!("(?1, ?2, ?{}, ?{}, ?3)", k + 1, k + 2));
+                    params.push(t(&d.content_hash));
+                    params.push(SqlValue::Blob(encode_f32(v)));
                 }
+                self.sql
+                    .execute(
+                        &format!(
+                            "INSERT OR REPLACE INTO rs_embedding_cache (model, dimensions, content_hash, vector, created_at)
+                             VALUES {}",
+                            tuples.join(", ")
+                        ),
+                        &params,
+                    )
+                    .await?;
                 Ok(())
             }
             .await;
@@ -675,44 +686,66 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let removed = self.remove_chunks(index, version, doc_id).await?;
         let mut added: Vec<(i64, Vec<f32>)> = Vec::new();
         let now = self.now();
-        for (draft, vector) in drafts.iter().zip(vectors) {
-            let mut metadata = source.metadata.clone();
-            metadata.extend(draft.metadata.clone());
-            let heading_path =
-                serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
-            let blob = vector
-                .as_ref()
-                .map(|v| SqlValue::Blob(encode_f32(v)))
-                .unwrap_or(SqlValue::Null);
-            let rows = self
-                .sql
-                .query(
-                    "INSERT INTO rs_chunks (index_name, version, doc_id, ordinal, text, heading, heading_path,
-                        page, start_char, end_char, token_count, content_hash, metadata, vector)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                     RETURNING id",
-                    &[
-                        t(index),
-                        i(version),
-                        t(doc_id),
-                        i(draft.ordinal),
-                        t(&draft.text),
-                        t(draft.heading_path.join(" > ")),
-                        t(heading_path),
-                        draft.page.map(|p| i(p)).unwrap_or(SqlValue::Null),
-                        i(draft.start as i64),
-                        i(draft.end as i64),
-                        i(draft.token_count as i64),
-                        t(&draft.content_hash),
-                        t(serde_json::Value::Object(metadata).to_string()),
-                        blob,
-                    ],
+        // Ids are assigned here (the transaction holds the write lock), so
+        // chunks go in with multi-row INSERTs: one statement per
+        // `CHUNK_ROWS` chunks instead of one per chunk — Spin charges per
+        // statement and per row crossing the host boundary.
+        let next = self
+            .sql
+            .query("SELECT COALESCE(MAX(id), 0) + 1 FROM rs_chunks", &[])
+            .await?;
+        let mut next_id = int(next.rows.first().and_then(|r| r.0.first()));
+        let rows: Vec<(&ChunkDraft, &Option<Vec<f32>>)> = drafts.iter().zip(vectors).collect();
+        for group in rows.chunks(CHUNK_ROWS) {
+            let mut params = Vec::with_capacity(group.len() * 15);
+            let mut tuples = Vec::with_capacity(group.len());
+            for (draft, vector) in group {
+                let mut metadata = source.metadata.clone();
+                metadata.extend(draft.metadata.clone());
+                let heading_path =
+                    serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
+                let blob = vector
+                    .as_ref()
+                    .map(|v| SqlValue::Blob(encode_f32(v)))
+                    .unwrap_or(SqlValue::Null);
+                let base = params.len();
+                tuples.push(format!(
+                    "({})",
+                    (1..=15).map(|k| format!("?{}", base + k)).collect::<Vec<_>>().join(", ")
+                ));
+                params.extend([
+                    i(next_id),
+                    t(index),
+                    i(version),
+                    t(doc_id),
+                    i(draft.ordinal),
+                    t(&draft.text),
+                    t(draft.heading_path.join(" > ")),
+                    t(heading_path),
+                    draft.page.map(|p| i(p)).unwrap_or(SqlValue::Null),
+                    i(draft.start as i64),
+                    i(draft.end as i64),
+                    i(draft.token_count as i64),
+                    t(&draft.content_hash),
+                    t(serde_json::Value::Object(metadata).to_string()),
+                    blob,
+                ]);
+                if let Some(v) = vector {
+                    added.push((next_id, v.clone()));
+                }
+                next_id += 1;
+            }
+            self.sql
+                .execute(
+                    &format!(
+                        "INSERT INTO rs_chunks (id, index_name, version, doc_id, ordinal, text, heading, heading_path,
+                            page, start_char, end_char, token_count, content_hash, metadata, vector)
+                         VALUES {}",
+                        tuples.join(", ")
+                    ),
+                    &params,
                 )
                 .await?;
-            let id = int(rows.rows.first().and_then(|r| r.0.first()));
-            if let Some(v) = vector {
-                added.push((id, v.clone()));
-            }
         }
         self.write_vectors(index, version, &removed, &added).await?;
         let embedded = vectors.iter().filter(|v| v.is_some()).count() as i64;

@@ -11,11 +11,11 @@ use ragspin_core::{
     Rows, Sql, SqlValue, StreamingHttpClient, Timer,
 };
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::wasip3::http_compat::IncomingResponseBody;
 use spin_sdk::key_value::{self, Store};
 use spin_sdk::sqlite::{self, Connection, Value};
 use spin_sdk::variables;
 use spin_sdk::wasip3::http::types::ErrorCode;
+use spin_sdk::wasip3::http_compat::IncomingResponseBody;
 
 /// [`KvStore`] over a Spin key-value store.
 ///

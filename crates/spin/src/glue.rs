@@ -53,9 +53,9 @@ fn encode_stream(reply: StreamingReply) -> Result<WasiResponse, ErrorCode> {
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let frames = reply.body.map(|piece| {
-        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece)))
-    });
+    let frames = reply
+        .body
+        .map(|piece| Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece))));
     builder
         .body(StreamBody::new(frames))
         .map_err(|e| ErrorCode::InternalError(Some(format!("invalid response: {e}"))))?

@@ -249,7 +249,10 @@ mod tests {
             s.headers
                 .contains(&("content-type".into(), "text/event-stream".into()))
         );
-        assert!(s.headers.contains(&("x-frame-options".into(), "DENY".into())));
+        assert!(
+            s.headers
+                .contains(&("x-frame-options".into(), "DENY".into()))
+        );
         let full = Reply::from(HttpResponse::text(200, "text/plain", "x")).with_header("a", "b");
         assert_eq!(full.status(), 200);
     }

@@ -5,7 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use ragspin_core::{HttpRequest, HttpResponse};
-use ragspin_spin::{SpinClock, SpinConfig, SpinKv, SpinSql};
+use ragspin_spin::{SpinClock, SpinConfig, SpinKv, SpinSql, SpinTimer};
 use ragspin_testkit::contract;
 
 ragspin_spin::http_component!(handle);
@@ -19,6 +19,7 @@ async fn handle(_request: HttpRequest) -> HttpResponse {
         ("sql", contract::sql(&SpinSql::open_default()).await),
         ("config", contract::config(&SpinConfig).await),
         ("clock", contract::clock(&SpinClock).await),
+        ("timer", contract::timer(&SpinTimer).await),
     ];
     let out: serde_json::Map<String, serde_json::Value> = results
         .into_iter()

@@ -88,7 +88,7 @@ fn a_failure_mid_ingest_leaves_no_partial_document_and_a_retry_resumes() {
     let api = host_for(&fake);
     let settings = json!({"chunking": {"max_tokens": 40, "overlap_tokens": 4}, "dimensions": 64});
     assert_eq!(api.send("PUT", ("/v1/indexes/big"), Some(settings)).0, 201);
-    let doc = json!({"id": "big", "filename": "big.md", "content": corpus(60, "big")});
+    let doc = json!({"id": "big", "filename": "big.md", "content": corpus(200, "big")});
     // The third embeddings call and every retry of it fail.
     fake.inject(
         Fault::status(500)

@@ -148,7 +148,7 @@ fn spin_adapters_pass_the_port_contract_suites() {
     let host = start(probe(1));
     let (status, body) = get_json(&host.url("/contract"));
     assert_eq!(status, 200, "{body}");
-    for suite in ["kv_store", "sql", "config", "clock"] {
+    for suite in ["kv_store", "sql", "config", "clock", "timer"] {
         assert_eq!(body[suite], "ok", "{suite}: {body}");
     }
 }

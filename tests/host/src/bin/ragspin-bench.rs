@@ -4,34 +4,10 @@
 
 use anyhow::{Context, Result};
 use ragspin_host::{HostOptions, RunningHost};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 300;
 const WARMUP: usize = 20;
-
-fn get(stream: &mut TcpStream, path: &str) -> Result<u16> {
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")?;
-    // Read the head, then exactly content-length bytes (keep-alive).
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte)?;
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let status: u16 = head[9..12].parse()?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse())
-        .transpose()?
-        .context("response without content-length")?;
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body)?;
-    Ok(status)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -49,16 +25,23 @@ fn routes() -> Result<()> {
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
     println!("route       requests   p50 ms   p95 ms   p99 ms   req/s");
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let mut stream = TcpStream::connect(host.addr)?;
-        stream.set_nodelay(true)?;
+        let client = reqwest::blocking::Client::new();
+        let url = host.url(path);
+        let get = |_: &mut ()| -> Result<u16> {
+            let res = client.get(&url).send()?;
+            let status = res.status().as_u16();
+            res.bytes()?;
+            Ok(status)
+        };
+        let mut stream = ();
         for _ in 0..WARMUP {
-            get(&mut stream, path)?;
+            get(&mut stream)?;
         }
         let mut times = Vec::with_capacity(REQUESTS);
         let start = Instant::now();
         for _ in 0..REQUESTS {
             let t = Instant::now();
-            let status = get(&mut stream, path)?;
+            let status = get(&mut stream)?;
             anyhow::ensure!(status == 200, "{path} answered {status}");
             times.push(t.elapsed());
         }
