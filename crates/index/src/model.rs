@@ -5,7 +5,7 @@ use ragspin_docs::{ChunkSettings, FieldMapping};
 use serde::{Deserialize, Serialize};
 
 /// Settings of an index (and, frozen, of each of its versions).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndexSettings {
     /// Azure OpenAI embedding deployment; empty = the app's default.
@@ -18,18 +18,6 @@ pub struct IndexSettings {
     pub fields: FieldMapping,
     /// Free text shown in listings.
     pub description: String,
-}
-
-impl Default for IndexSettings {
-    fn default() -> Self {
-        Self {
-            embedding_deployment: String::new(),
-            dimensions: None,
-            chunking: ChunkSettings::default(),
-            fields: FieldMapping::default(),
-            description: String::new(),
-        }
-    }
 }
 
 impl IndexSettings {

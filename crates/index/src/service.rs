@@ -711,7 +711,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 let base = params.len();
                 tuples.push(format!(
                     "({})",
-                    (1..=15).map(|k| format!("?{}", base + k)).collect::<Vec<_>>().join(", ")
+                    (1..=15)
+                        .map(|k| format!("?{}", base + k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
                 params.extend([
                     i(next_id),
@@ -722,7 +725,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     t(&draft.text),
                     t(draft.heading_path.join(" > ")),
                     t(heading_path),
-                    draft.page.map(|p| i(p)).unwrap_or(SqlValue::Null),
+                    draft.page.map(i).unwrap_or(SqlValue::Null),
                     i(draft.start as i64),
                     i(draft.end as i64),
                     i(draft.token_count as i64),

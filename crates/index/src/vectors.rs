@@ -25,7 +25,7 @@ pub fn encode_f32(v: &[f32]) -> Vec<u8> {
 
 /// The vector in `bytes` (little-endian `f32`); `None` if the length is not a multiple of 4.
 pub fn decode_f32(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(
@@ -140,7 +140,7 @@ impl Block {
         codes: &[u8],
         scales: &[u8],
     ) -> Option<Self> {
-        if ids.len() % 8 != 0 {
+        if !ids.len().is_multiple_of(8) {
             return None;
         }
         let n = ids.len() / 8;

@@ -16,14 +16,14 @@ fn index_lifecycle_and_json_uploads() {
     let api = Api::start(app(&["ingest"]));
     let (status, body) = api.send(
         "PUT",
-        ("/v1/indexes/handbook"),
+        "/v1/indexes/handbook",
         Some(json!({"description": "HR"})),
     );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["active_version"], 1);
     let (status, _) = api.send(
         "PUT",
-        ("/v1/indexes/handbook"),
+        "/v1/indexes/handbook",
         Some(json!({"description": "HR v2"})),
     );
     assert_eq!(status, 200);
@@ -33,11 +33,7 @@ fn index_lifecycle_and_json_uploads() {
         "content": String::from_utf8(fixture("guide.md")).unwrap(),
         "metadata": {"team": "people"}
     });
-    let (status, first) = api.send(
-        "POST",
-        ("/v1/indexes/handbook/documents"),
-        Some(doc.clone()),
-    );
+    let (status, first) = api.send("POST", "/v1/indexes/handbook/documents", Some(doc.clone()));
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["document"]["status"]["stage"], "indexed");
     assert_eq!(
@@ -47,21 +43,17 @@ fn index_lifecycle_and_json_uploads() {
     assert!(first["document"]["chunks"].as_i64().unwrap() > 0);
 
     // The same content again: the same document, 200, not a duplicate.
-    let (status, again) = api.send("POST", ("/v1/indexes/handbook/documents"), Some(doc));
+    let (status, again) = api.send("POST", "/v1/indexes/handbook/documents", Some(doc));
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["document"]["id"], first["document"]["id"]);
     assert_eq!(again["created"], false);
 
     let id = first["document"]["id"].as_str().unwrap().to_string();
-    let (status, got) = api.send(
-        "GET",
-        (&format!("/v1/indexes/handbook/documents/{id}")),
-        None,
-    );
+    let (status, got) = api.send("GET", &format!("/v1/indexes/handbook/documents/{id}"), None);
     assert_eq!(status, 200);
     assert_eq!(got["metadata"]["team"], "people");
 
-    let (status, index) = api.send("GET", ("/v1/indexes/handbook"), None);
+    let (status, index) = api.send("GET", "/v1/indexes/handbook", None);
     assert_eq!(status, 200);
     assert_eq!(index["stats"]["documents"], 1);
     assert_eq!(index["stats"]["chunks"], first["document"]["chunks"]);
@@ -69,35 +61,28 @@ fn index_lifecycle_and_json_uploads() {
         index["stats"]["vectors_pending"], index["stats"]["chunks"],
         "offline: no vectors"
     );
-    let (_, list) = api.send("GET", ("/v1/indexes"), None);
+    let (_, list) = api.send("GET", "/v1/indexes", None);
     assert_eq!(list["indexes"][0]["name"], "handbook");
 
     let (status, _) = api.send(
         "DELETE",
-        (&format!("/v1/indexes/handbook/documents/{id}")),
+        &format!("/v1/indexes/handbook/documents/{id}"),
         None,
     );
     assert_eq!(status, 204);
-    let (status, err) = api.send(
-        "GET",
-        (&format!("/v1/indexes/handbook/documents/{id}")),
-        None,
-    );
+    let (status, err) = api.send("GET", &format!("/v1/indexes/handbook/documents/{id}"), None);
     assert_eq!(status, 404);
     assert_eq!(err["error"]["code"], "not_found");
-    let (status, _) = api.send("DELETE", ("/v1/indexes/handbook"), None);
+    let (status, _) = api.send("DELETE", "/v1/indexes/handbook", None);
     assert_eq!(status, 204);
-    assert_eq!(api.send("GET", ("/v1/indexes/handbook"), None).0, 404);
+    assert_eq!(api.send("GET", "/v1/indexes/handbook", None).0, 404);
 }
 
 #[test]
 fn multipart_uploads_every_supported_format() {
     let api = Api::start(app(&["ingest"]));
     let settings = json!({"fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}});
-    assert_eq!(
-        api.send("PUT", ("/v1/indexes/mixed"), Some(settings)).0,
-        201
-    );
+    assert_eq!(api.send("PUT", "/v1/indexes/mixed", Some(settings)).0, 201);
     let files = [
         ("guide.md", "text/markdown"),
         ("notes.txt", "text/plain"),
@@ -127,12 +112,12 @@ fn multipart_uploads_every_supported_format() {
         assert_eq!(d["document"]["status"]["stage"], "indexed", "{d}");
         assert_eq!(d["document"]["metadata"]["source"], "upload");
     }
-    let (_, page) = api.send("GET", ("/v1/indexes/mixed/documents?limit=2"), None);
+    let (_, page) = api.send("GET", "/v1/indexes/mixed/documents?limit=2", None);
     assert_eq!(page["documents"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, next) = api.send(
         "GET",
-        (&format!("/v1/indexes/mixed/documents?limit=10&cursor={cursor}")),
+        &format!("/v1/indexes/mixed/documents?limit=10&cursor={cursor}"),
         None,
     );
     assert_eq!(next["documents"].as_array().unwrap().len(), files.len() - 2);
@@ -141,7 +126,7 @@ fn multipart_uploads_every_supported_format() {
 #[test]
 fn bad_inputs_get_clear_json_errors() {
     let api = Api::start(app(&["ingest"]));
-    assert_eq!(api.send("PUT", ("/v1/indexes/docs"), None).0, 201);
+    assert_eq!(api.send("PUT", "/v1/indexes/docs", None).0, 201);
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
         (
             "PUT",
@@ -258,36 +243,36 @@ fn bad_inputs_get_clear_json_errors() {
         "{unsupported}"
     );
     // Nothing half written behind the failures.
-    let (_, index) = api.send("GET", ("/v1/indexes/docs"), None);
+    let (_, index) = api.send("GET", "/v1/indexes/docs", None);
     assert_eq!(index["stats"]["documents"], 0, "{index}");
 }
 
 #[test]
 fn versions_build_beside_the_live_one_then_swap_and_roll_back() {
     let api = Api::start(app(&["ingest"]));
-    assert_eq!(api.send("PUT", ("/v1/indexes/v"), None).0, 201);
+    assert_eq!(api.send("PUT", "/v1/indexes/v", None).0, 201);
     let doc =
         json!({"filename": "guide.md", "content": String::from_utf8(fixture("guide.md")).unwrap()});
     assert_eq!(
-        api.send("POST", ("/v1/indexes/v/documents"), Some(doc)).0,
+        api.send("POST", "/v1/indexes/v/documents", Some(doc)).0,
         201
     );
-    let (_, before) = api.send("GET", ("/v1/indexes/v"), None);
+    let (_, before) = api.send("GET", "/v1/indexes/v", None);
     let v1_chunks = before["stats"]["chunks"].as_i64().unwrap();
     let small = json!({"chunking": {"max_tokens": 40, "overlap_tokens": 4}});
-    assert_eq!(api.send("PUT", ("/v1/indexes/v"), Some(small)).0, 200);
-    let (status, progress) = api.send("POST", ("/v1/indexes/v/versions"), None);
+    assert_eq!(api.send("PUT", "/v1/indexes/v", Some(small)).0, 200);
+    let (status, progress) = api.send("POST", "/v1/indexes/v/versions", None);
     assert_eq!(status, 201, "{progress}");
     assert_eq!(progress["version"], 2);
     assert_eq!(progress["state"], "ready");
-    let (_, still) = api.send("GET", ("/v1/indexes/v"), None);
+    let (_, still) = api.send("GET", "/v1/indexes/v", None);
     assert_eq!(still["active_version"], 1);
     assert_eq!(still["stats"]["chunks"].as_i64().unwrap(), v1_chunks);
-    let (status, swapped) = api.send("POST", ("/v1/indexes/v/versions/2/activate"), None);
+    let (status, swapped) = api.send("POST", "/v1/indexes/v/versions/2/activate", None);
     assert_eq!(status, 200);
     assert_eq!(swapped["active_version"], 2);
     assert!(swapped["stats"]["chunks"].as_i64().unwrap() > v1_chunks);
-    let (_, back) = api.send("POST", ("/v1/indexes/v/versions/1/activate"), None);
+    let (_, back) = api.send("POST", "/v1/indexes/v/versions/1/activate", None);
     assert_eq!(back["active_version"], 1);
     assert_eq!(back["stats"]["chunks"].as_i64().unwrap(), v1_chunks);
 }

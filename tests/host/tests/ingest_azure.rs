@@ -6,7 +6,7 @@ mod common;
 
 use common::{Api, app};
 use ragspin_fake_azure::{FakeAzure, Fault, Route};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn host_for(fake: &FakeAzure) -> Api {
     Api::start(
@@ -38,10 +38,10 @@ fn embeddings_are_cached_so_unchanged_content_costs_nothing_and_edits_cost_littl
     let fake = FakeAzure::start().unwrap();
     let api = host_for(&fake);
     let settings = json!({"chunking": {"max_tokens": 64, "overlap_tokens": 8}, "dimensions": 256});
-    assert_eq!(api.send("PUT", ("/v1/indexes/kb"), Some(settings)).0, 201);
+    assert_eq!(api.send("PUT", "/v1/indexes/kb", Some(settings)).0, 201);
     let text = corpus(6, "guide");
     let doc = json!({"id": "guide", "filename": "guide.md", "content": text});
-    let (status, first) = api.send("POST", ("/v1/indexes/kb/documents"), Some(doc.clone()));
+    let (status, first) = api.send("POST", "/v1/indexes/kb/documents", Some(doc.clone()));
     assert_eq!(status, 201, "{first}");
     let chunks = first["document"]["chunks"].as_u64().unwrap();
     let stats = fake.stats();
@@ -53,10 +53,10 @@ fn embeddings_are_cached_so_unchanged_content_costs_nothing_and_edits_cost_littl
             .map(|_| stats.embedded_inputs)
             .unwrap()
     );
-    let (_, index) = api.send("GET", ("/v1/indexes/kb"), None);
+    let (_, index) = api.send("GET", "/v1/indexes/kb", None);
     assert_eq!(index["stats"]["vectors_pending"], 0, "{index}");
 
-    let (status, again) = api.send("POST", ("/v1/indexes/kb/documents"), Some(doc));
+    let (status, again) = api.send("POST", "/v1/indexes/kb/documents", Some(doc));
     assert_eq!(status, 200, "{again}");
     assert_eq!(
         fake.stats().embedded_inputs,
@@ -87,7 +87,7 @@ fn a_failure_mid_ingest_leaves_no_partial_document_and_a_retry_resumes() {
     let fake = FakeAzure::start().unwrap();
     let api = host_for(&fake);
     let settings = json!({"chunking": {"max_tokens": 40, "overlap_tokens": 4}, "dimensions": 64});
-    assert_eq!(api.send("PUT", ("/v1/indexes/big"), Some(settings)).0, 201);
+    assert_eq!(api.send("PUT", "/v1/indexes/big", Some(settings)).0, 201);
     let doc = json!({"id": "big", "filename": "big.md", "content": corpus(200, "big")});
     // The third embeddings call and every retry of it fail.
     fake.inject(
@@ -96,13 +96,13 @@ fn a_failure_mid_ingest_leaves_no_partial_document_and_a_retry_resumes() {
             .after_calls(2)
             .times(1000),
     );
-    let (status, err) = api.send("POST", ("/v1/indexes/big/documents"), Some(doc.clone()));
+    let (status, err) = api.send("POST", "/v1/indexes/big/documents", Some(doc.clone()));
     assert!(status >= 500, "{status} {err}");
     assert!(err["error"]["code"].is_string(), "{err}");
-    let (_, got) = api.send("GET", ("/v1/indexes/big/documents/big"), None);
+    let (_, got) = api.send("GET", "/v1/indexes/big/documents/big", None);
     assert_eq!(got["status"]["stage"], "failed", "{got}");
     assert_eq!(got["chunks"], 0);
-    let (_, index) = api.send("GET", ("/v1/indexes/big"), None);
+    let (_, index) = api.send("GET", "/v1/indexes/big", None);
     assert_eq!(
         index["stats"]["chunks"], 0,
         "a partial document was left behind: {index}"
@@ -111,7 +111,7 @@ fn a_failure_mid_ingest_leaves_no_partial_document_and_a_retry_resumes() {
     assert!(embedded_before > 0);
 
     fake.reset();
-    let (status, ok) = api.send("POST", ("/v1/indexes/big/documents"), Some(doc));
+    let (status, ok) = api.send("POST", "/v1/indexes/big/documents", Some(doc));
     assert_eq!(status, 201, "{ok}");
     assert_eq!(ok["document"]["status"]["stage"], "indexed");
     let chunks = ok["document"]["chunks"].as_u64().unwrap();
@@ -128,7 +128,7 @@ fn rate_limits_are_retried_after_the_servers_delay() {
     let fake = FakeAzure::start().unwrap();
     let api = host_for(&fake);
     assert_eq!(
-        api.send("PUT", ("/v1/indexes/rl"), Some(json!({"dimensions": 32})))
+        api.send("PUT", "/v1/indexes/rl", Some(json!({"dimensions": 32})))
             .0,
         201
     );
@@ -139,7 +139,7 @@ fn rate_limits_are_retried_after_the_servers_delay() {
             .times(2),
     );
     let doc = json!({"filename": "a.md", "content": "# A\n\nRate limited but patient."});
-    let (status, body) = api.send("POST", ("/v1/indexes/rl/documents"), Some(doc));
+    let (status, body) = api.send("POST", "/v1/indexes/rl/documents", Some(doc));
     assert_eq!(status, 201, "{body}");
     let stats = fake.stats();
     assert_eq!(stats.calls(Route::Embeddings), 3, "{stats:?}");

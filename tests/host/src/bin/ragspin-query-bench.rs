@@ -1,0 +1,270 @@
+//! `make bench` (query part): the query component through the test host
+//! over loopback HTTP, on a 10,000-chunk index.
+//!
+//! * offline (no Azure: BM25 + extractive answer) — everything measured is
+//!   ragspin's own work;
+//! * with the fake Azure OpenAI at zero latency (1536-dimension
+//!   embeddings, extractive chat) — total time, and the fake's own compute
+//!   per query measured separately so it can be subtracted;
+//! * answer-cache hits;
+//!
+//! each at concurrency 1 and 8 (the answer cache off except for the hit
+//! rows), p50 and p99; plus the CPU time of this process (host, fake and
+//! client together) per query. Numbers are the test host's, not Spin's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ragspin_fake_azure::FakeAzure;
+use ragspin_host::{HostOptions, RunningHost};
+use serde_json::{Value, json};
+
+const CHUNKS: usize = 10_000;
+const QUERIES: usize = 200;
+
+fn corpus(rows: usize) -> String {
+    let mut out = String::from("id,product_name,category,rating,price,review_text\n");
+    let topics = [
+        "battery", "screen", "camera", "speaker", "keyboard", "charger", "case", "strap",
+    ];
+    for k in 0..rows {
+        out.push_str(&format!(
+            "r{k},Product {},cat{},{},{}.99,\"Review {k}: the {} lasts {} hours and the {} is {}.\"\n",
+            k % 500,
+            k % 7,
+            1 + k % 5,
+            50 + k % 900,
+            topics[k % topics.len()],
+            4 + k % 40,
+            topics[(k / 8) % topics.len()],
+            ["bright", "dim", "sharp", "fine", "loud", "quiet"][k % 6]
+        ));
+    }
+    out
+}
+
+fn questions() -> Vec<String> {
+    let topics = [
+        "battery", "screen", "camera", "speaker", "keyboard", "charger", "case", "strap",
+    ];
+    (0..QUERIES)
+        .map(|k| {
+            format!(
+                "How long does the {} of product {} last? ({k})",
+                topics[k % 8],
+                k % 500
+            )
+        })
+        .collect()
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (Linux /proc).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+struct Row {
+    p50: f64,
+    p99: f64,
+    cpu_ms: f64,
+}
+
+/// `QUERIES` questions split over `concurrency` threads, each with its own
+/// keep-alive client; every answer must be a 200.
+fn run(url: &str, token: &str, bodies: &[Value], concurrency: usize) -> Result<Row> {
+    let cpu = cpu_seconds();
+    let chunks: Vec<Vec<Value>> = bodies
+        .chunks(bodies.len().div_ceil(concurrency))
+        .map(<[Value]>::to_vec)
+        .collect();
+    let mut times: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<Duration>> {
+                    let client = reqwest::blocking::Client::new();
+                    let mut out = Vec::new();
+                    for body in part {
+                        let t = Instant::now();
+                        let res = client.post(url).bearer_auth(token).json(&body).send()?;
+                        let status = res.status().as_u16();
+                        let text = res.text()?;
+                        anyhow::ensure!(status == 200, "{status}: {text}");
+                        out.push(t.elapsed());
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect::<Result<Vec<_>>>()
+            .map(|v| v.concat())
+    })?;
+    times.sort();
+    Ok(Row {
+        p50: percentile(&times, 0.5),
+        p99: percentile(&times, 0.99),
+        cpu_ms: (cpu_seconds() - cpu) * 1000.0 / times.len() as f64,
+    })
+}
+
+fn start(online: Option<&FakeAzure>, cache: bool) -> Result<(RunningHost, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let password = "bench-admin-password";
+    let hash =
+        ragspin_access::password::hash_password(password, &ragspin_access::SeededRandom::new(3))?;
+    let mut options = HostOptions::for_tests(root.join("spin.toml"))
+        .variable("jwt_secret", "bench-secret-0123456789-0123456789-abcd")
+        .variable("admin_password_hash", &hash)
+        .variable("ingest_time_budget_ms", "600000")
+        .variable("rate_limit_per_minute", "0")
+        .variable("answer_cache_ttl_s", if cache { "86400" } else { "0" });
+    if let Some(fake) = online {
+        options = options
+            .variable("azure_openai_endpoint", &fake.endpoint())
+            .variable("azure_openai_api_key", fake.api_key())
+            .variable(
+                "azure_openai_embedding_deployment",
+                "text-embedding-3-small",
+            )
+            .variable("azure_openai_chat_deployment", "gpt-4o-mini");
+    }
+    options.only_components = vec!["ingest".into(), "auth".into(), "query".into()];
+    let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()?;
+    let login: Value = client
+        .post(host.url("/auth/token"))
+        .json(&json!({"username": "admin", "password": password}))
+        .send()?
+        .json()?;
+    let token = login["access_token"].as_str().context("login")?.to_string();
+    let settings = json!({"fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}});
+    let res = client
+        .put(host.url("/v1/indexes/bench"))
+        .bearer_auth(&token)
+        .json(&settings)
+        .send()?;
+    anyhow::ensure!(
+        res.status().as_u16() == 201,
+        "create index: {}",
+        res.text()?
+    );
+    let t = Instant::now();
+    let res = client
+        .post(host.url("/v1/indexes/bench/documents"))
+        .bearer_auth(&token)
+        .json(&json!({"filename": "reviews.csv", "content": corpus(CHUNKS)}))
+        .send()?;
+    let status = res.status().as_u16();
+    let body: Value = res.json()?;
+    anyhow::ensure!(status == 201, "ingest: {status} {body}");
+    eprintln!(
+        "  indexed {} chunks in {:.1} s",
+        body["document"]["chunks"],
+        t.elapsed().as_secs_f64()
+    );
+    Ok((host, token))
+}
+
+/// The fake's own compute for one query (embedding the question, the
+/// extractive chat answer over five sources), measured in-process.
+fn fake_compute_ms(questions: &[String]) -> f64 {
+    use ragspin_fake_azure::model::{Message, answer, embed};
+    let source = "[1] Review 12: the battery lasts 16 hours and the screen is sharp.";
+    let t = Instant::now();
+    for q in questions {
+        std::hint::black_box(embed(q, 1536));
+        let messages = [
+            Message {
+                role: "system".into(),
+                content: [source; 5].join("\n"),
+            },
+            Message {
+                role: "user".into(),
+                content: q.clone(),
+            },
+        ];
+        std::hint::black_box(answer(&messages));
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / questions.len() as f64
+}
+
+fn main() -> Result<()> {
+    let questions = questions();
+    let bodies = |stream: bool| -> Vec<Value> {
+        questions
+            .iter()
+            .map(|q| json!({"index": "bench", "question": q, "stream": stream}))
+            .collect()
+    };
+    println!(
+        "query ({CHUNKS} chunks, {QUERIES} questions)       conc   p50 ms   p99 ms   CPU ms/query"
+    );
+    let print = |label: &str, c: usize, r: &Row| {
+        println!(
+            "{label:<42} {c:>4} {:>8.2} {:>8.2} {:>14.2}",
+            r.p50, r.p99, r.cpu_ms
+        );
+    };
+
+    let (host, token) = start(None, false)?;
+    let url = host.url("/v1/query");
+    for c in [1, 8] {
+        print(
+            "offline: BM25 + extractive",
+            c,
+            &run(&url, &token, &bodies(false), c)?,
+        );
+    }
+    drop(host);
+
+    let fake = FakeAzure::start()?;
+    let (host, token) = start(Some(&fake), false)?;
+    let url = host.url("/v1/query");
+    for c in [1, 8] {
+        print(
+            "fake Azure: hybrid + chat",
+            c,
+            &run(&url, &token, &bodies(false), c)?,
+        );
+        print(
+            "fake Azure: hybrid + chat, streamed",
+            c,
+            &run(&url, &token, &bodies(true), c)?,
+        );
+    }
+    println!(
+        "  the fake's own compute per query: {:.2} ms",
+        fake_compute_ms(&questions)
+    );
+    drop(host);
+
+    let (host, token) = start(Some(&fake), true)?;
+    let url = host.url("/v1/query");
+    run(&url, &token, &bodies(false), 8)?; // fill the cache
+    for c in [1, 8] {
+        print(
+            "answer-cache hits",
+            c,
+            &run(&url, &token, &bodies(false), c)?,
+        );
+    }
+    Ok(())
+}
