@@ -10,7 +10,8 @@ WASM_TARGET := wasm32-wasip2
 COMPONENTS := health query ingest auth web
 COMPONENT_PKGS := $(addprefix -p ragspin-,$(COMPONENTS))
 TEST_COMPONENT_PKGS := -p ragspin-probe -p ragspin-contract -p ragspin-guarded
-WASM_PKGS := -p ragspin-core -p ragspin-spin $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
+WASM_LIB_PKGS := -p ragspin-core -p ragspin-spin -p ragspin-docs -p ragspin-index -p ragspin-azure -p ragspin-access
+WASM_PKGS := $(WASM_LIB_PKGS) $(COMPONENT_PKGS) $(TEST_COMPONENT_PKGS)
 LISTEN ?= 127.0.0.1:3000
 HAVE_SPIN := $(shell command -v spin 2>/dev/null)
 
