@@ -68,6 +68,7 @@ endif
 ## Route latency through the test host on loopback (bounded, sequential).
 bench: wasm
 	$(CARGO) run -p ragspin-host --bin ragspin-bench
+	$(CARGO) run -p ragspin-host --bin ragspin-query-bench
 
 clean:
 	$(CARGO) clean

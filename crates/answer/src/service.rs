@@ -30,7 +30,7 @@ use crate::model::{
 use crate::models::{ChatEvents, Models};
 use crate::prompt::{self, PROMPT_VERSION, PromptLimits, Turn};
 use crate::session::{self, Session};
-use crate::text::{content_words, normalise_question, overlap};
+use crate::text::{content_words, keywords, normalise_question, overlap};
 
 /// Longest question, in characters.
 pub const MAX_QUESTION_CHARS: usize = 4000;
@@ -267,9 +267,17 @@ where
         bm25: 1.0,
         vector: 0.0,
     };
+    // BM25 on the topic words only; a question of nothing but stopwords
+    // keeps its words.
+    let keywords = keywords(text);
+    let bm25_text = if keywords.is_empty() {
+        text.to_owned()
+    } else {
+        keywords.join(" ")
+    };
     let mut request = SearchRequest {
         index: index.to_owned(),
-        query: text.to_owned(),
+        query: bm25_text,
         top_k,
         filter,
         weights: if vector.is_some() { weights } else { bm25_only },

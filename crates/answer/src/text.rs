@@ -40,6 +40,22 @@ pub fn content_words(text: &str) -> Vec<String> {
     out
 }
 
+/// The words of `text` worth a full-text match: lowercase, stopwords out,
+/// unstemmed (the index tokenises without stemming), in order, unique.
+/// Stopwords would match nearly every chunk, costing time and adding noise.
+pub fn keywords(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in words(text) {
+        if !STOPWORDS.contains(&word.as_str())
+            && !STOPWORDS.contains(&stem(&word).as_str())
+            && !out.contains(&word)
+        {
+            out.push(word);
+        }
+    }
+    out
+}
+
 /// How many of `words` (sorted, unique) occur in `other` (sorted, unique).
 pub fn overlap(words: &[String], other: &[String]) -> usize {
     words
@@ -115,6 +131,15 @@ mod tests {
             ["battery", "life", "phone"]
         );
         assert_eq!(content_words("Is it the class?"), ["class"]);
+    }
+
+    #[test]
+    fn keywords_keep_topic_words_unstemmed_in_order() {
+        assert_eq!(
+            keywords("How long does the battery of phones last? The battery!"),
+            ["long", "battery", "phones", "last"]
+        );
+        assert!(keywords("what is it?").is_empty());
     }
 
     #[test]

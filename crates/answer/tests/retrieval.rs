@@ -116,7 +116,8 @@ fn evaluate<F: Fn(&str) -> Vec<f32>>(
         for question in &corpus.questions {
             let request = SearchRequest {
                 index: index.into(),
-                query: question.q.clone(),
+                // As the query service asks: BM25 on the topic words.
+                query: ragspin_answer::text::keywords(&question.q).join(" "),
                 top_k: 10,
                 filter: Filter::default(),
                 weights,
