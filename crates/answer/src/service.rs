@@ -714,6 +714,9 @@ struct StreamState<S, K, C, T, M: Models> {
     ctx: Rc<Ctx<S, K, C, T, M>>,
     p: Prepared,
     phase: Phase<M::Events>,
+    /// When the whole answer must be done (`chat_timeout_ms` after the
+    /// model was first asked).
+    deadline: u64,
 }
 
 /// Answer `p` as a stream: `Sources`, `Delta`s (with `Heartbeat`s while
@@ -737,6 +740,7 @@ where
         ctx,
         p,
         phase: Phase::Start,
+        deadline: u64::MAX,
     };
     stream::unfold(state, step).boxed_local()
 }
@@ -766,6 +770,10 @@ where
                 } else {
                     let request = st.p.chat_request(&ctx.settings.prompt);
                     let c = ctx.clone();
+                    st.deadline = ctx
+                        .clock
+                        .now_unix_ms()
+                        .saturating_add(ctx.settings.chat_timeout_ms);
                     Phase::Opening(Box::pin(async move {
                         with_timeout(
                             &c.timer,
@@ -801,10 +809,7 @@ where
                             text: String::new(),
                             usage: Usage::default(),
                             finish: None,
-                            deadline: ctx
-                                .clock
-                                .now_unix_ms()
-                                .saturating_add(ctx.settings.chat_timeout_ms),
+                            deadline: st.deadline,
                         }));
                     }
                     Some(Err(e)) => {

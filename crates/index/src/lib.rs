@@ -29,6 +29,7 @@ pub mod multipart;
 pub mod schema;
 pub mod search;
 pub mod service;
+pub mod sqlval;
 pub mod vectors;
 
 pub use model::*;

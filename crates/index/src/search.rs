@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use ragspin_core::{Error, Result, Sql, SqlValue};
 use serde::{Deserialize, Serialize};
 
+use crate::sqlval::{int, real, text};
 use crate::vectors::{Block, binary_code, decode_f32, int8_code};
 
 /// Binary-code candidates kept per query (before int8 rescoring).
@@ -274,29 +275,6 @@ fn block_cache() -> &'static Mutex<Vec<(CacheKey, CachedBlocks)>> {
 }
 
 const CACHED_VERSIONS: usize = 4;
-
-fn int(v: Option<&SqlValue>) -> i64 {
-    match v {
-        Some(SqlValue::Integer(i)) => *i,
-        Some(SqlValue::Real(f)) => *f as i64,
-        _ => 0,
-    }
-}
-
-fn real(v: Option<&SqlValue>) -> f64 {
-    match v {
-        Some(SqlValue::Real(f)) => *f,
-        Some(SqlValue::Integer(i)) => *i as f64,
-        _ => 0.0,
-    }
-}
-
-fn text(v: Option<&SqlValue>) -> String {
-    match v {
-        Some(SqlValue::Text(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
 
 /// An FTS5 query matching any of the query's words (each quoted, so no
 /// user text is ever FTS syntax).

@@ -8,6 +8,7 @@ use ragspin_docs::{ChunkDraft, Format};
 use sha2::{Digest, Sha256};
 
 use crate::model::*;
+use crate::sqlval::{blob, int, text};
 use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
 
 /// Chunks sent to the embedder per call: the unit of progress and of resume.
@@ -16,28 +17,6 @@ pub const EMBED_BATCH: usize = 256;
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Chunks per multi-row INSERT (15 parameters each; SQLite allows 32,766).
 const CHUNK_ROWS: usize = 200;
-
-fn int(v: Option<&SqlValue>) -> i64 {
-    match v {
-        Some(SqlValue::Integer(i)) => *i,
-        Some(SqlValue::Real(f)) => *f as i64,
-        _ => 0,
-    }
-}
-
-fn text(v: Option<&SqlValue>) -> String {
-    match v {
-        Some(SqlValue::Text(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-fn blob(v: Option<&SqlValue>) -> Option<Vec<u8>> {
-    match v {
-        Some(SqlValue::Blob(b)) => Some(b.clone()),
-        _ => None,
-    }
-}
 
 fn t(s: impl Into<String>) -> SqlValue {
     SqlValue::Text(s.into())
