@@ -1,11 +1,15 @@
 //! The query component: `POST /v1/search`, `POST /v1/query` (SSE with
 //! `stream: true`) and `POST /v1/chat/completions`. All behaviour lives in
 //! [`ragspin_answer`] (tested natively); this file wires the Spin adapters
-//! and Azure OpenAI to it: decode → (authorize) → service → encode.
+//! and Azure OpenAI to it: authenticate → decode → authorize → service →
+//! encode, inside [`ragspin_access::guard`] (CORS, security headers).
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use futures::stream::LocalBoxStream;
+use ragspin_access::{Permission, RouteKind, authenticate, guard};
 use ragspin_answer::config::tune_for_queries;
 use ragspin_answer::{AzureModels, Caller, Ctx, Settings, api};
 use ragspin_azure::AzureConfig;
@@ -18,22 +22,45 @@ type Models = Option<AzureModels<SpinHttp, SpinClock, SpinTimer>>;
 type QueryCtx = Ctx<SpinSql, SpinKv, SpinClock, SpinTimer, Models>;
 
 async fn handle(request: HttpRequest) -> Reply {
-    let call = match api::decode(&request) {
-        Ok(call) => call,
-        Err(e) => return Reply::Full(HttpResponse::error(&e)),
-    };
-    // Access control plugs in here: authenticate the request, then
-    // `principal.check(Permission::Query, Some(call.index()))`, and build
-    // the caller from the principal (sessions are per principal, cached
-    // answers per scope).
-    let caller = Caller::anonymous();
-    let ctx = match context().await {
-        Ok(ctx) => Rc::new(ctx),
-        Err(e) => return Reply::Full(HttpResponse::error(&e)),
-    };
-    match api::serve(ctx, &caller, call).await {
-        api::Reply::Full(response) => Reply::Full(response),
-        api::Reply::Events(events) => Reply::event_stream(events),
+    // A streamed answer cannot pass through `guard` (it wraps whole
+    // responses): it is parked here, and the headers `guard` computed for
+    // an empty 200 are copied onto it.
+    let stream: RefCell<Option<LocalBoxStream<'static, Vec<u8>>>> = RefCell::new(None);
+    let response = guard(&request, &SpinConfig, RouteKind::Api, || async {
+        let kv = SpinKv::open_default();
+        let principal = authenticate(&request, &kv, &SpinConfig, &SpinClock).await?;
+        let call = api::decode(&request)?;
+        let permission = match call {
+            api::Call::Search(_) => Permission::Search,
+            _ => Permission::Query,
+        };
+        principal.check(permission, Some(call.index()))?;
+        let caller = Caller {
+            principal: principal.username.clone(),
+            // Cached answers are shared only between callers who may read
+            // the same indexes with the same role.
+            scope: serde_json::to_string(&(&principal.role, &principal.indexes))
+                .unwrap_or_default(),
+        };
+        let ctx = Rc::new(context().await?);
+        Ok(match api::serve(ctx, &caller, call).await {
+            api::Reply::Full(response) => response,
+            api::Reply::Events(events) => {
+                *stream.borrow_mut() = Some(events);
+                HttpResponse::new(200, "text/event-stream", Vec::new())
+            }
+        })
+    })
+    .await;
+    match stream.into_inner() {
+        Some(events) => response
+            .headers
+            .into_iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "content-type" | "content-length"))
+            .fold(Reply::event_stream(events), |reply, (name, value)| {
+                reply.with_header(&name, value)
+            }),
+        None => Reply::Full(response),
     }
 }
 

@@ -435,7 +435,7 @@ fn bad_input_is_answered_with_the_documented_status() {
             "{err}"
         );
     }
-    let res = client().get(api.url("/v1/query")).send().unwrap();
+    let res = api.request("GET", "/v1/query").send().unwrap();
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(res.headers()["allow"], "POST");
 }
@@ -662,4 +662,26 @@ fn the_official_openai_python_sdk_works_against_chat_completions() {
     assert_eq!(report["streamed_citation"], "phones.md");
     assert!(report["usage_total"].as_u64().unwrap() > 0);
     assert_eq!(report["missing_status"], 404);
+}
+
+#[test]
+fn query_routes_require_a_caller_with_access_to_the_index() {
+    let api = common::Api::start(app(&["ingest", "query"]));
+    let body = serde_json::json!({"index": "docs", "query": "anything"});
+    let res = common::client()
+        .post(api.url("/v1/search"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.headers().get("www-authenticate").is_some());
+    let res = common::client()
+        .post(api.url("/v1/query"))
+        .bearer_auth("not-a-token")
+        .json(&serde_json::json!({"index": "docs", "question": "anything"}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let err: serde_json::Value = res.json().unwrap();
+    assert_eq!(err["error"]["code"], "unauthorized");
 }
