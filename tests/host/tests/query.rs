@@ -668,14 +668,14 @@ fn the_official_openai_python_sdk_works_against_chat_completions() {
 fn query_routes_require_a_caller_with_access_to_the_index() {
     let api = common::Api::start(app(&["ingest", "query"]));
     let body = serde_json::json!({"index": "docs", "query": "anything"});
-    let res = common::client()
+    let res = client()
         .post(api.url("/v1/search"))
         .json(&body)
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
     assert!(res.headers().get("www-authenticate").is_some());
-    let res = common::client()
+    let res = client()
         .post(api.url("/v1/query"))
         .bearer_auth("not-a-token")
         .json(&serde_json::json!({"index": "docs", "question": "anything"}))
