@@ -82,6 +82,20 @@ impl Builder {
 }
 
 /// The error for a document without text; `hint` explains why, when known.
+/// Writes a list item's indent and marker (`- ` or `N. `) for the innermost
+/// of `lists` (the next number of each open ordered list, `None` for
+/// bullets), advancing its number. Shared by the Markdown and HTML readers.
+pub(crate) fn push_list_marker(buf: &mut String, lists: &mut [Option<u64>]) {
+    buf.push_str(&"  ".repeat(lists.len().saturating_sub(1)));
+    match lists.last_mut() {
+        Some(Some(n)) => {
+            buf.push_str(&format!("{n}. "));
+            *n = n.saturating_add(1);
+        }
+        _ => buf.push_str("- "),
+    }
+}
+
 pub(crate) fn no_text(hint: &str) -> Error {
     Error::validation("content", format!("document has no text{hint}"))
 }

@@ -212,16 +212,7 @@ impl State {
             }
             b"li" => {
                 self.newline();
-                let indent = "  ".repeat(self.lists.len().saturating_sub(1));
-                let marker = match self.lists.last_mut() {
-                    Some(Some(n)) => {
-                        *n = n.saturating_add(1);
-                        format!("{}. ", *n - 1)
-                    }
-                    _ => "- ".to_owned(),
-                };
-                self.buf.push_str(&indent);
-                self.buf.push_str(&marker);
+                crate::builder::push_list_marker(&mut self.buf, &mut self.lists);
             }
             b"table" => {
                 self.block_break();
