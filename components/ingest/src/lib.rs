@@ -6,6 +6,9 @@
 
 use ragspin_access::{Permission, RouteKind, authorize, guard};
 use ragspin_azure::{AzureConfig, EmbeddingsClient};
+use std::cell::RefCell;
+
+use ragspin_core::log::{CallStats, Metered, annotations};
 use ragspin_core::{Config, HttpRequest, HttpResponse};
 use ragspin_index::IndexSettings;
 use ragspin_index::api::{self, Access, Context};
@@ -17,8 +20,12 @@ ragspin_spin::http_component!(handle);
 const DEFAULT_BUDGET_MS: u64 = 25_000;
 
 async fn handle(request: HttpRequest) -> HttpResponse {
-    guard(&request, &SpinConfig, RouteKind::Api, || async {
+    // Log fields: who called, which index, and the embedding calls made.
+    let who: RefCell<(Option<String>, Option<String>)> = RefCell::new((None, None));
+    let stats = CallStats::default();
+    let mut response = guard(&request, &SpinConfig, RouteKind::Api, || async {
         let (access, index) = api::required_access(&request.method, request.path())?;
+        who.borrow_mut().1 = index.map(str::to_owned);
         let permission = match access {
             Access::Read => Permission::Search,
             Access::Write => Permission::Ingest,
@@ -27,13 +34,24 @@ async fn handle(request: HttpRequest) -> HttpResponse {
         let kv = SpinKv::open_default();
         let principal =
             authorize(&request, &kv, &SpinConfig, &SpinClock, permission, index).await?;
+        who.borrow_mut().0 = Some(principal.username.clone());
         let visible = |name: &str| principal.check(Permission::Search, Some(name)).is_ok();
-        Ok(serve(&request, &visible).await)
+        Ok(serve(&request, &visible, &stats).await)
     })
-    .await
+    .await;
+    let (principal, index) = who.into_inner();
+    response
+        .headers
+        .extend(annotations(principal.as_deref(), index.as_deref()));
+    response.headers.extend(stats.headers());
+    response
 }
 
-async fn serve(request: &HttpRequest, visible: &dyn Fn(&str) -> bool) -> HttpResponse {
+async fn serve(
+    request: &HttpRequest,
+    visible: &dyn Fn(&str) -> bool,
+    stats: &CallStats,
+) -> HttpResponse {
     let azure = match AzureConfig::from_config(&SpinConfig).await {
         Ok(azure) => azure,
         Err(e) => return HttpResponse::error(&e),
@@ -58,7 +76,12 @@ async fn serve(request: &HttpRequest, visible: &dyn Fn(&str) -> bool) -> HttpRes
                 if settings.dimensions.is_some() {
                     config.embedding_dimensions = settings.dimensions;
                 }
-                EmbeddingsClient::new(&config, SpinHttp, SpinClock, SpinTimer)
+                EmbeddingsClient::new(
+                    &config,
+                    Metered::new(SpinHttp, stats.clone()),
+                    SpinClock,
+                    SpinTimer,
+                )
             })
         },
     };

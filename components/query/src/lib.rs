@@ -13,12 +13,13 @@ use ragspin_access::{Permission, RouteKind, authenticate, guard};
 use ragspin_answer::config::tune_for_queries;
 use ragspin_answer::{AzureModels, Caller, Ctx, Settings, api};
 use ragspin_azure::AzureConfig;
+use ragspin_core::log::{CallStats, Metered, annotations};
 use ragspin_core::{HttpRequest, HttpResponse, Result};
 use ragspin_spin::{Reply, SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
 
 ragspin_spin::http_streaming_component!(handle);
 
-type Models = Option<AzureModels<SpinHttp, SpinClock, SpinTimer>>;
+type Models = Option<AzureModels<Metered<SpinHttp>, SpinClock, SpinTimer>>;
 type QueryCtx = Ctx<SpinSql, SpinKv, SpinClock, SpinTimer, Models>;
 
 async fn handle(request: HttpRequest) -> Reply {
@@ -26,10 +27,15 @@ async fn handle(request: HttpRequest) -> Reply {
     // responses): it is parked here, and the headers `guard` computed for
     // an empty 200 are copied onto it.
     let stream: RefCell<Option<LocalBoxStream<'static, Vec<u8>>>> = RefCell::new(None);
-    let response = guard(&request, &SpinConfig, RouteKind::Api, || async {
+    // Log fields: who asked, about which index, and the model calls made.
+    let who: RefCell<(Option<String>, Option<String>)> = RefCell::new((None, None));
+    let stats = CallStats::default();
+    let mut response = guard(&request, &SpinConfig, RouteKind::Api, || async {
         let kv = SpinKv::open_default();
         let principal = authenticate(&request, &kv, &SpinConfig, &SpinClock).await?;
+        who.borrow_mut().0 = Some(principal.username.clone());
         let call = api::decode(&request)?;
+        who.borrow_mut().1 = Some(call.index().to_owned());
         let permission = match call {
             api::Call::Search(_) => Permission::Search,
             _ => Permission::Query,
@@ -42,7 +48,7 @@ async fn handle(request: HttpRequest) -> Reply {
             scope: serde_json::to_string(&(&principal.role, &principal.indexes))
                 .unwrap_or_default(),
         };
-        let ctx = Rc::new(context().await?);
+        let ctx = Rc::new(context(&stats).await?);
         Ok(match api::serve(ctx, &caller, call).await {
             api::Reply::Full(response) => response,
             api::Reply::Events(events) => {
@@ -52,6 +58,10 @@ async fn handle(request: HttpRequest) -> Reply {
         })
     })
     .await;
+    let (principal, index) = who.into_inner();
+    response
+        .headers
+        .extend(annotations(principal.as_deref(), index.as_deref()));
     match stream.into_inner() {
         Some(events) => response
             .headers
@@ -59,19 +69,23 @@ async fn handle(request: HttpRequest) -> Reply {
             .filter(|(name, _)| !matches!(name.as_str(), "content-type" | "content-length"))
             .fold(Reply::event_stream(events), |reply, (name, value)| {
                 reply.with_header(&name, value)
-            }),
-        None => Reply::Full(response),
+            })
+            .with_late_log_fields(Box::new(move || stats.fields())),
+        None => {
+            response.headers.extend(stats.headers());
+            Reply::Full(response)
+        }
     }
 }
 
 /// The ports, settings and models of one request (offline when the Azure
 /// variables are empty).
-async fn context() -> Result<QueryCtx> {
+async fn context(stats: &CallStats) -> Result<QueryCtx> {
     let settings = Settings::from_config(&SpinConfig).await?;
     let models = AzureConfig::from_config(&SpinConfig).await?.map(|config| {
         AzureModels::new(
             tune_for_queries(config, &settings),
-            SpinHttp,
+            Metered::new(SpinHttp, stats.clone()),
             SpinClock,
             SpinTimer,
         )

@@ -32,6 +32,7 @@ pub mod domain;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod ports;
 

@@ -10,25 +10,33 @@ use ragspin_core::{Error, HttpRequest, HttpResponse};
 use spin_sdk::http::{FromRequest, IntoResponse, Request};
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 
-use crate::{MAX_REQUEST_BODY_BYTES, Reply, StreamingReply};
+use ragspin_core::log::RequestLog;
+
+use crate::{LateLogFields, MAX_REQUEST_BODY_BYTES, Reply, StreamingReply};
 
 /// Decode `request`, run `handler`, encode its response. A request that
-/// cannot be decoded is answered with the matching JSON error.
-pub async fn serve<F, Fut>(request: WasiRequest, handler: F) -> Result<WasiResponse, ErrorCode>
+/// cannot be decoded is answered with the matching JSON error. One log line
+/// per request goes to stdout.
+pub async fn serve<F, Fut>(
+    component: &str,
+    request: WasiRequest,
+    handler: F,
+) -> Result<WasiResponse, ErrorCode>
 where
     F: FnOnce(HttpRequest) -> Fut,
     Fut: Future<Output = HttpResponse>,
 {
-    let response = match decode(request).await {
-        Ok(request) => handler(request).await,
-        Err(e) => HttpResponse::error(&e),
-    };
-    encode(response)
+    serve_reply(component, request, |request| async {
+        Reply::Full(handler(request).await)
+    })
+    .await
 }
 
 /// Decode `request`, run `handler`, encode its [`Reply`], streaming a
-/// [`StreamingReply`]'s body.
+/// [`StreamingReply`]'s body. A streamed reply is logged when its body ends
+/// (or the client goes away).
 pub async fn serve_reply<F, Fut>(
+    component: &str,
     request: WasiRequest,
     handler: F,
 ) -> Result<WasiResponse, ErrorCode>
@@ -36,61 +44,89 @@ where
     F: FnOnce(HttpRequest) -> Fut,
     Fut: Future<Output = Reply>,
 {
-    let reply = match decode(request).await {
-        Ok(request) => handler(request).await,
+    let (request, body) = decode(request).await;
+    let mut log = RequestLog::start(component, &request, new_request_id);
+    let reply = match body {
+        Ok(()) => handler(request).await,
         Err(e) => Reply::Full(HttpResponse::error(&e)),
     };
     match reply {
-        Reply::Full(response) => encode(response),
-        Reply::Stream(stream) => encode_stream(stream),
+        Reply::Full(mut response) => {
+            log.take_response(&mut response);
+            write_line(&log.finish(false));
+            encode(response)
+        }
+        Reply::Stream(mut stream) => {
+            log.take_annotations(stream.status, &mut stream.headers);
+            let late = stream.late_log_fields.take();
+            encode_stream(stream, LogOnDrop(Some((log, late))))
+        }
+    }
+}
+
+/// Write one log line to stdout; a failed write is ignored (`println!`
+/// would panic).
+fn write_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(format!("{line}\n").as_bytes());
+    let _ = out.flush();
+}
+
+/// 16 random bytes as hex; a timestamp-free fallback if randomness fails.
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => ragspin_core::log::hex_id(&bytes),
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+/// Writes a streamed reply's log line when the body is dropped: at its end,
+/// or when the client disconnected.
+struct LogOnDrop(Option<(RequestLog, Option<LateLogFields>)>);
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if let Some((mut log, late)) = self.0.take() {
+            if let Some(fields) = late {
+                log.annotate_all(&fields());
+            }
+            write_line(&log.finish(true));
+        }
     }
 }
 
 /// The SDK spawns a task that polls `body` and writes each piece to the
-/// response stream; a failed write ends that task and drops `body`.
-fn encode_stream(reply: StreamingReply) -> Result<WasiResponse, ErrorCode> {
+/// response stream; a failed write ends that task and drops `body` (and
+/// with it `log`, which writes the line).
+fn encode_stream(reply: StreamingReply, log: LogOnDrop) -> Result<WasiResponse, ErrorCode> {
     let mut builder = http::Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let frames = reply
-        .body
-        .map(|piece| Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece))));
+    let frames = reply.body.map(move |piece| {
+        let _ = &log;
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece)))
+    });
     builder
         .body(StreamBody::new(frames))
         .map_err(|e| ErrorCode::InternalError(Some(format!("invalid response: {e}"))))?
         .into_response()
 }
 
-async fn decode(request: WasiRequest) -> Result<HttpRequest, Error> {
-    let request = Request::from_request(request)
-        .map_err(|e| Error::bad_request(format!("malformed request: {e}")))?;
-    let (parts, body) = request.into_parts();
-    let too_large = || {
-        Error::PayloadTooLarge(format!(
-            "request body exceeds {MAX_REQUEST_BODY_BYTES} bytes"
-        ))
+/// The request (its body empty when it could not be read) and whether the
+/// body was read.
+async fn decode(request: WasiRequest) -> (HttpRequest, Result<(), Error>) {
+    let request = match Request::from_request(request) {
+        Ok(request) => request,
+        Err(e) => {
+            let error = Error::bad_request(format!("malformed request: {e}"));
+            return (HttpRequest::default(), Err(error));
+        }
     };
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(body, MAX_REQUEST_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<LengthLimitError>() {
-                too_large()
-            } else {
-                Error::bad_request(format!("could not read request body: {e}"))
-            }
-        })?
-        .to_bytes();
-    Ok(HttpRequest {
+    let (parts, body) = request.into_parts();
+    let mut head = HttpRequest {
         method: parts.method.as_str().to_owned(),
         url: parts.uri.to_string(),
         headers: parts
@@ -103,8 +139,32 @@ async fn decode(request: WasiRequest) -> Result<HttpRequest, Error> {
                 )
             })
             .collect(),
-        body: body.to_vec(),
-    })
+        body: Vec::new(),
+    };
+    let too_large = || {
+        Error::PayloadTooLarge(format!(
+            "request body exceeds {MAX_REQUEST_BODY_BYTES} bytes"
+        ))
+    };
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES as u64) {
+        return (head, Err(too_large()));
+    }
+    match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
+        Ok(body) => {
+            head.body = body.to_bytes().to_vec();
+            (head, Ok(()))
+        }
+        Err(e) if e.is::<LengthLimitError>() => (head, Err(too_large())),
+        Err(e) => {
+            let error = Error::bad_request(format!("could not read request body: {e}"));
+            (head, Err(error))
+        }
+    }
 }
 
 fn encode(response: HttpResponse) -> Result<WasiResponse, ErrorCode> {

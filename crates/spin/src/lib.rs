@@ -19,6 +19,8 @@
 //!   drops the stream, and with it whatever the stream was waiting on (an
 //!   upstream model call). The core models streams as plain
 //!   `futures::Stream`s of events; this crate only moves their bytes.
+//! * Both macros write one structured JSON log line per request to stdout
+//!   ([`ragspin_core::log`]) and answer with an `x-request-id` header.
 //! * Response helpers ([`json_response`], [`error_response`],
 //!   [`text_response`], [`not_implemented`]) are plain functions over core
 //!   types and build natively too.
@@ -84,7 +86,14 @@ pub struct StreamingReply {
     pub headers: Vec<(String, String)>,
     /// The body. Dropped, unfinished, when the client disconnects.
     pub body: LocalBoxStream<'static, Vec<u8>>,
+    /// Log fields known only once the body has ended (outbound call
+    /// counts), asked for when the stream is dropped; see
+    /// [`ragspin_core::log`].
+    pub late_log_fields: Option<LateLogFields>,
 }
+
+/// A source of late log fields (annotation name, value) for a streamed reply.
+pub type LateLogFields = Box<dyn FnOnce() -> Vec<(String, String)>>;
 
 impl Reply {
     /// A `text/event-stream` reply (with `cache-control: no-cache`) whose
@@ -98,7 +107,22 @@ impl Reply {
                 ("x-accel-buffering".into(), "no".into()),
             ],
             body: events,
+            late_log_fields: None,
         })
+    }
+
+    /// For a streaming reply, ask `fields` for log fields when its body
+    /// ends (see [`ragspin_core::log`]); a whole reply ignores it, its
+    /// annotations travel as headers.
+    #[must_use]
+    pub fn with_late_log_fields(self, fields: LateLogFields) -> Self {
+        match self {
+            Self::Stream(mut s) => {
+                s.late_log_fields = Some(fields);
+                Self::Stream(s)
+            }
+            full => full,
+        }
     }
 
     /// Add a header (builder style), to a whole or a streaming reply.
@@ -185,7 +209,7 @@ macro_rules! http_component {
                     $crate::__private::WasiResponse,
                     $crate::__private::ErrorCode,
                 > {
-                    $crate::__private::serve(request, $handler).await
+                    $crate::__private::serve(env!("CARGO_PKG_NAME"), request, $handler).await
                 }
             }
         };
@@ -214,7 +238,7 @@ macro_rules! http_streaming_component {
                     $crate::__private::WasiResponse,
                     $crate::__private::ErrorCode,
                 > {
-                    $crate::__private::serve_reply(request, $handler).await
+                    $crate::__private::serve_reply(env!("CARGO_PKG_NAME"), request, $handler).await
                 }
             }
         };

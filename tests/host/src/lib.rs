@@ -45,6 +45,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::{HandlerState, Proxy, ProxyHandler, ProxyPre, StoreBundle};
@@ -80,6 +81,8 @@ pub struct ComponentConfig {
 pub struct AppShared {
     pub variables: AppVariables,
     pub backends: Backends,
+    /// Where components' stdout goes.
+    pub stdout: Stdout,
 }
 
 /// The data of one instance's store.
@@ -121,10 +124,13 @@ impl HandlerState for ComponentHandler {
     type StoreData = State;
 
     fn new_store(&self, _req_id: Option<u64>) -> wasmtime::Result<StoreBundle<State>> {
-        let wasi = WasiCtxBuilder::new()
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+        let mut wasi = WasiCtxBuilder::new();
+        match &self.app.stdout {
+            Stdout::Inherit => wasi.inherit_stdout(),
+            Stdout::Discard => wasi.stdout(wasmtime_wasi::p2::pipe::SinkOutputStream),
+            Stdout::Capture(pipe) => wasi.stdout(pipe.clone()),
+        };
+        let wasi = wasi.inherit_stderr().build();
         let state = State {
             wasi,
             table: ResourceTable::new(),
@@ -163,6 +169,27 @@ impl HandlerState for ComponentHandler {
     }
 }
 
+/// The complete lines written to a captured stdout so far.
+pub fn captured_lines(pipe: &MemoryOutputPipe) -> Vec<String> {
+    let bytes = pipe.contents();
+    let text = String::from_utf8_lossy(&bytes);
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| l.trim_end().to_owned())
+        .collect()
+}
+
+/// Where components' stdout goes.
+#[derive(Debug, Clone)]
+pub enum Stdout {
+    /// The host process's stdout, as Spin does.
+    Inherit,
+    /// Nowhere (tests, unless `RAGSPIN_TEST_LOGS` is set).
+    Discard,
+    /// Into memory, for tests that read the log lines.
+    Capture(MemoryOutputPipe),
+}
+
 /// How to build a [`Host`].
 #[derive(Debug, Clone)]
 pub struct HostOptions {
@@ -176,6 +203,8 @@ pub struct HostOptions {
     pub env_variables: bool,
     /// Only load these components (all when empty).
     pub only_components: Vec<String>,
+    /// Where the components' stdout (one JSON log line per request) goes.
+    pub stdout: Stdout,
 }
 
 impl HostOptions {
@@ -187,7 +216,20 @@ impl HostOptions {
             variables: BTreeMap::new(),
             env_variables: false,
             only_components: Vec::new(),
+            stdout: if std::env::var_os("RAGSPIN_TEST_LOGS").is_some() {
+                Stdout::Inherit
+            } else {
+                Stdout::Discard
+            },
         }
+    }
+
+    /// Capture the components' stdout (up to 64 MiB); read it with
+    /// [`captured_lines`].
+    pub fn capturing_stdout(mut self) -> (Self, MemoryOutputPipe) {
+        let pipe = MemoryOutputPipe::new(64 << 20);
+        self.stdout = Stdout::Capture(pipe.clone());
+        (self, pipe)
     }
 
     pub fn variable(mut self, name: &str, value: &str) -> Self {
@@ -299,6 +341,7 @@ impl Host {
         let app = Arc::new(AppShared {
             variables: app_vars,
             backends,
+            stdout: options.stdout.clone(),
         });
 
         let engine = engine()?;

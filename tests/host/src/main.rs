@@ -52,6 +52,7 @@ fn main() -> Result<()> {
         variables: Default::default(),
         env_variables: true,
         only_components: Vec::new(),
+        stdout: ragspin_host::Stdout::Inherit,
     };
     for (name, value) in variables {
         options = options.variable(&name, &value);
