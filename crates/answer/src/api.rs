@@ -77,6 +77,9 @@ struct SearchBody {
     filter: Value,
     #[serde(default)]
     weights: Option<Weights>,
+    /// The caller's own query embedding (skips embedding the query).
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +124,7 @@ pub fn decode(request: &HttpRequest) -> Result<Call> {
                 top_k: b.top_k,
                 filter: b.filter,
                 weights: b.weights,
+                vector: b.vector,
             })
         }
         "/v1/query" => {

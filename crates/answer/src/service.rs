@@ -116,6 +116,9 @@ pub struct SearchParams {
     pub top_k: Option<usize>,
     pub filter: serde_json::Value,
     pub weights: Option<Weights>,
+    /// A query embedding the caller computed itself: used as is (it must
+    /// have the index's dimensions), nothing is embedded.
+    pub vector: Option<Vec<f32>>,
 }
 
 /// `POST /v1/query` and `/v1/chat/completions`, decoded.
@@ -229,14 +232,32 @@ struct Retrieved {
     embedding_deployment: Option<String>,
 }
 
+/// What to retrieve, besides the text.
+struct Query {
+    top_k: usize,
+    filter: Filter,
+    weights: Weights,
+    /// The caller's own query embedding, if any.
+    vector: Option<Vec<f32>>,
+}
+
+/// A caller-supplied query embedding: non-empty, finite.
+fn check_vector(v: &[f32]) -> Result<()> {
+    if v.is_empty() || v.len() > 16_384 {
+        return Err(Error::validation("vector", "must hold 1 to 16384 numbers"));
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(Error::validation("vector", "must hold finite numbers"));
+    }
+    Ok(())
+}
+
 async fn retrieve<S, K, C, T, M>(
     ctx: &Ctx<S, K, C, T, M>,
     index: &str,
     info: &IndexInfo,
     text: &str,
-    top_k: usize,
-    filter: Filter,
-    weights: Weights,
+    query: Query,
 ) -> Result<Retrieved>
 where
     S: Sql,
@@ -244,9 +265,29 @@ where
     T: Timer,
     M: Models,
 {
+    let Query {
+        top_k,
+        filter,
+        weights,
+        vector: given,
+    } = query;
     let mut reason = None;
     let mut vector = None;
-    if weights.vector > 0.0 {
+    let supplied = given.is_some();
+    if let Some(v) = given {
+        if let Some(dims) = info.settings.dimensions
+            && dims as usize != v.len()
+        {
+            return Err(Error::validation(
+                "vector",
+                format!(
+                    "has {} numbers but index {index:?} holds {dims}-dimension vectors",
+                    v.len()
+                ),
+            ));
+        }
+        vector = Some(v);
+    } else if weights.vector > 0.0 {
         if ctx.models.online() {
             let embedded = with_timeout(
                 &ctx.timer,
@@ -284,6 +325,9 @@ where
         query_vector: vector,
     };
     let result = match search(&ctx.sql, &request).await {
+        Err(Error::Conflict(message)) if supplied => {
+            return Err(Error::validation("vector", message));
+        }
         Err(Error::Conflict(_)) if request.query_vector.is_some() => {
             request.query_vector = None;
             request.weights = bm25_only;
@@ -330,15 +374,21 @@ where
     let top_k = check_top_k(params.top_k.unwrap_or(10))?;
     let weights = check_weights(params.weights.unwrap_or(ctx.settings.weights))?;
     let filter = Filter::parse(&params.filter)?;
+    if let Some(v) = &params.vector {
+        check_vector(v)?;
+    }
     let info = index_info(&ctx.sql, &params.index).await?;
     let r = retrieve(
         ctx,
         &params.index,
         &info,
         &params.query,
-        top_k,
-        filter,
-        weights,
+        Query {
+            top_k,
+            filter,
+            weights,
+            vector: params.vector,
+        },
     )
     .await?;
     Ok(SearchResponse {
@@ -512,9 +562,12 @@ where
         &params.index,
         &prepared.info,
         &prepared.standalone,
-        top_k,
-        filter,
-        weights,
+        Query {
+            top_k,
+            filter,
+            weights,
+            vector: None,
+        },
     )
     .await?;
     let relevant = relevant_sources(

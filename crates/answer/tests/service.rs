@@ -15,6 +15,7 @@ use ragspin_answer::service::{self, QueryParams, SearchParams};
 use ragspin_answer::{Caller, ChatEvents, Ctx, Models, Offline, Settings};
 use ragspin_azure::{ChatAnswer, FinishReason, StreamEvent};
 use ragspin_core::{ChatRequest, Error, HttpRequest, Result, Usage};
+use ragspin_index::search::Weights;
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
 use ragspin_testkit::{HashEmbedder, InstantTimer, ManualClock, MemoryKv, SqliteSql};
 use serde_json::{Value, json};
@@ -560,6 +561,7 @@ fn search_returns_hits_with_per_method_scores() {
         top_k: Some(3),
         filter: Value::Null,
         weights: None,
+        vector: None,
     };
     let r = block_on(service::search_index(&ctx, params)).unwrap();
     assert_eq!(r.retrieval.mode, "hybrid");
@@ -570,6 +572,66 @@ fn search_returns_hits_with_per_method_scores() {
             .any(|h| h.scores.bm25.is_some() && h.scores.vector.is_some())
     );
     assert_eq!(r.hits[0].filename, "phones.md");
+}
+
+#[test]
+fn weights_select_bm25_only_or_vector_only_retrieval() {
+    // Issue 8: the offline evaluation compares the retrievers through these
+    // weights (`{bm25: 1, vector: 0}`, `{bm25: 0, vector: 1}`).
+    let ctx = online();
+    let params = |bm25, vector| SearchParams {
+        index: "docs".into(),
+        query: "battery warranty".into(),
+        top_k: Some(5),
+        filter: Value::Null,
+        weights: Some(Weights { bm25, vector }),
+        vector: None,
+    };
+    // BM25 only never embeds the query: a failing embedder does not matter.
+    *ctx.models.embed_error.borrow_mut() = Some(Error::Unavailable("embeddings down".into()));
+    let r = block_on(service::search_index(&ctx, params(1.0, 0.0))).unwrap();
+    assert_eq!(r.retrieval.mode, "bm25");
+    assert!(!r.degraded, "{:?}", r.retrieval);
+    assert!(!r.hits.is_empty());
+    assert!(r.hits.iter().all(|h| h.scores.vector.is_none()));
+    *ctx.models.embed_error.borrow_mut() = None;
+    // Vector only: ranked by cosine similarity alone.
+    let r = block_on(service::search_index(&ctx, params(0.0, 1.0))).unwrap();
+    assert_eq!(r.retrieval.mode, "vector");
+    let cosines: Vec<f64> = r.hits.iter().map(|h| h.scores.vector.unwrap()).collect();
+    assert!(!cosines.is_empty());
+    assert!(cosines.windows(2).all(|w| w[0] >= w[1]), "{cosines:?}");
+}
+
+#[test]
+fn search_uses_a_query_vector_the_caller_supplies() {
+    // Offline: nothing could embed the query, the caller's vector is used.
+    let embedder = HashEmbedder::new(64);
+    let ctx = offline();
+    let (sql, clock) = indexed_db(Some(&embedder));
+    let ctx = TestCtx { sql, clock, ..ctx };
+    let vector = embedder.embed_one("The warranty lasts two years and covers battery defects.");
+    let params = |vector: Vec<f32>| SearchParams {
+        index: "docs".into(),
+        query: "unrelated words".into(),
+        top_k: Some(2),
+        filter: Value::Null,
+        weights: Some(Weights {
+            bm25: 0.0,
+            vector: 1.0,
+        }),
+        vector: Some(vector),
+    };
+    let r = block_on(service::search_index(&ctx, params(vector.clone()))).unwrap();
+    assert_eq!(r.retrieval.mode, "vector");
+    assert!(!r.degraded);
+    assert!(r.hits[0].text.contains("warranty"), "{:?}", r.hits[0].text);
+    assert!(r.hits.iter().all(|h| h.scores.bm25.is_none()));
+    for bad in [vector[..10].to_vec(), Vec::new()] {
+        let e = block_on(service::search_index(&ctx, params(bad))).unwrap_err();
+        assert_eq!(ragspin_core::status_for(&e), 422, "{e}");
+        assert!(e.to_string().contains("vector"), "{e}");
+    }
 }
 
 fn call(path: &str, body: Value) -> std::result::Result<Call, Error> {

@@ -81,6 +81,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_fts USING fts5 (
             text, heading, content = 'rs_chunks', content_rowid = 'id'
         )",
+        // Per-term row counts, to leave terms in most rows out of BM25 queries.
+        "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_vocab USING fts5vocab (rs_chunks_fts, 'row')",
         "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_insert AFTER INSERT ON rs_chunks BEGIN
             INSERT INTO rs_chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
         END",

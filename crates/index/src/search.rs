@@ -279,13 +279,34 @@ const CACHED_VERSIONS: usize = 4;
 /// An FTS5 query matching any of the query's words (each quoted, so no
 /// user text is ever FTS syntax).
 pub fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
+    let words = fts_words(query);
+    (!words.is_empty()).then(|| quote_words(&words))
+}
+
+/// The query's words, lowercased, de-duplicated, at most 64.
+fn fts_words(query: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in query
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(64)
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+    {
+        let w = w.to_lowercase();
+        if !words.contains(&w) {
+            words.push(w);
+        }
+        if words.len() == 64 {
+            break;
+        }
+    }
+    words
+}
+
+fn quote_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }
 
 /// The active version and its generation.
@@ -316,7 +337,11 @@ pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult
     }
     let (version, generation) = active_version(sql, &req.index).await?;
     let pool = (req.top_k * 4).max(20);
-    let bm25 = bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?;
+    let bm25 = if req.weights.bm25 > 0.0 || req.query_vector.is_none() {
+        bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?
+    } else {
+        Vec::new()
+    };
     let vector = match &req.query_vector {
         Some(q) => {
             Some(vector_ranked(sql, &req.index, version, generation, q, &req.filter, pool).await?)
@@ -363,6 +388,16 @@ pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult
     })
 }
 
+/// Terms found in more than this share of all FTS rows are left out of the
+/// BM25 query: FTS5's `bm25()` clamps the IDF of such a term to 1e-6, so it
+/// cannot change a ranking, but matching it makes FTS5 score every row that
+/// holds it (all 10,000 rows for "product" in a product catalogue).
+pub const COMMON_TERM_SHARE: f64 = 0.5;
+
+/// How many FTS matches are ranked before the version and filter check, per
+/// result wanted; if too few of them pass, the exact query runs instead.
+const OVERFETCH: usize = 4;
+
 async fn bm25_ranked<S: Sql>(
     sql: &S,
     index: &str,
@@ -371,10 +406,54 @@ async fn bm25_ranked<S: Sql>(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>> {
-    let Some(q) = fts_query(query) else {
+    let words = fts_words(query);
+    if words.is_empty() {
         return Ok(Vec::new());
-    };
-    let (clauses, mut params) = filter.sql(5);
+    }
+    let words = drop_common_terms(sql, words).await?;
+    let q = quote_words(&words);
+    // Rank inside FTS5 first (no join per match), then keep the winners of
+    // this index version that pass the filter. The FTS table is shared by
+    // every index and version, so the best matches may belong elsewhere:
+    // when fewer than `limit` pass and FTS5 had more to give, fall back to
+    // the exact query that checks every match.
+    let fetch = limit * OVERFETCH;
+    let (clauses, mut params) = filter.sql(6);
+    let mut all = vec![
+        SqlValue::Text(q.clone()),
+        SqlValue::Text(index.to_string()),
+        SqlValue::Integer(version),
+        SqlValue::Integer(limit as i64),
+        SqlValue::Integer(fetch as i64),
+    ];
+    all.append(&mut params.clone());
+    let rows = sql
+        .query(
+            &format!(
+                "WITH f AS MATERIALIZED (
+                    SELECT rowid AS id, -rank AS score FROM rs_chunks_fts
+                    WHERE rs_chunks_fts MATCH ?1 ORDER BY rank LIMIT ?5)
+                 SELECT * FROM (
+                    SELECT c.id, f.score FROM f JOIN rs_chunks c ON c.id = f.id
+                    WHERE c.index_name = ?2 AND c.version = ?3{clauses}
+                    ORDER BY f.score DESC, c.id LIMIT ?4)
+                 UNION ALL SELECT -1, count(*) FROM f"
+            ),
+            &all,
+        )
+        .await?;
+    let mut ranked = Vec::new();
+    let mut fetched = 0;
+    for r in &rows.rows {
+        match int(r.0.first()) {
+            -1 => fetched = int(r.0.get(1)) as usize,
+            id => ranked.push((id, real(r.0.get(1)))),
+        }
+    }
+    if ranked.len() >= limit || fetched < fetch {
+        return Ok(ranked);
+    }
+    let (clauses, _) = filter.sql(5);
     let mut all = vec![
         SqlValue::Text(q),
         SqlValue::Text(index.to_string()),
@@ -398,6 +477,47 @@ async fn bm25_ranked<S: Sql>(
         .iter()
         .map(|r| (int(r.0.first()), real(r.0.get(1))))
         .collect())
+}
+
+/// `words` without those in more than [`COMMON_TERM_SHARE`] of the FTS
+/// rows; when every word is that common, the rarest one alone.
+async fn drop_common_terms<S: Sql>(sql: &S, words: Vec<String>) -> Result<Vec<String>> {
+    let marks = (1..=words.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
+    let rows = sql
+        .query(
+            &format!(
+                "SELECT term, doc FROM rs_chunks_vocab WHERE term IN ({marks})
+                 UNION ALL SELECT NULL, count(*) FROM rs_chunks_fts_docsize"
+            ),
+            &params,
+        )
+        .await?;
+    let mut total = 0i64;
+    let mut df: HashMap<String, i64> = HashMap::new();
+    for r in &rows.rows {
+        match r.0.first() {
+            Some(SqlValue::Text(term)) => {
+                df.insert(term.clone(), int(r.0.get(1)));
+            }
+            _ => total = int(r.0.get(1)),
+        }
+    }
+    Ok(keep_rare_terms(words, &df, total))
+}
+
+/// The pure part of [`drop_common_terms`]: `df` is each term's row count,
+/// `total` the number of rows.
+pub fn keep_rare_terms(words: Vec<String>, df: &HashMap<String, i64>, total: i64) -> Vec<String> {
+    let count = |w: &String| df.get(w).copied().unwrap_or(0);
+    let common = |w: &String| count(w) as f64 > COMMON_TERM_SHARE * total as f64;
+    if !words.iter().all(common) {
+        return words.into_iter().filter(|w| !common(w)).collect();
+    }
+    words.into_iter().min_by_key(count).into_iter().collect()
 }
 
 async fn load_blocks_cached<S: Sql>(
@@ -678,6 +798,30 @@ mod tests {
             "\"battery\" OR \"life\" OR \"x\" OR \"or\" OR \"y\""
         );
         assert!(fts_query("?? !!").is_none());
+        assert_eq!(fts_query("Phone phone PHONE").unwrap(), "\"phone\"");
+    }
+
+    #[test]
+    fn common_terms_leave_the_bm25_query_unless_all_are_common() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let df: HashMap<String, i64> = [("product", 1000), ("battery", 230), ("123", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(
+            keep_rare_terms(words(&["product", "battery", "123", "unknown"]), &df, 1000),
+            words(&["battery", "123", "unknown"])
+        );
+        // Exactly half is not "more than half".
+        assert_eq!(
+            keep_rare_terms(words(&["battery"]), &df, 460),
+            words(&["battery"])
+        );
+        assert_eq!(
+            keep_rare_terms(words(&["product", "battery"]), &df, 300),
+            words(&["battery"]),
+            "all common: the rarest stays"
+        );
     }
 
     #[test]

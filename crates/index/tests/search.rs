@@ -231,3 +231,80 @@ fn text_embeddings_from_the_index_round_trip_through_the_cascade() {
     assert!(res.hits.iter().all(|h| h.scores.vector.is_some()));
     let _ = e.model();
 }
+
+/// An index of `rows` one-line documents `text(k)`, as one CSV upload.
+fn csv_index(
+    svc: &IndexService<'_, SqliteSql, ManualClock>,
+    name: &str,
+    rows: usize,
+    text: impl Fn(usize) -> String,
+) {
+    let mut settings = IndexSettings::default();
+    settings.fields.text_fields = vec!["text".into()];
+    block_on(svc.put_index(name, settings)).unwrap();
+    let mut csv = String::from("text\n");
+    for k in 0..rows {
+        csv.push_str(&text(k));
+        csv.push('\n');
+    }
+    let doc = NewDocument {
+        filename: format!("{name}.csv"),
+        content_type: Some("text/csv".into()),
+        content: csv.into_bytes(),
+        ..Default::default()
+    };
+    block_on(svc.ingest(name, doc, None::<&HashEmbedder>, u64::MAX)).unwrap();
+}
+
+fn bm25_ids(sql: &SqliteSql, index: &str, query: &str, top_k: usize) -> Vec<String> {
+    let req = SearchRequest {
+        index: index.into(),
+        query: query.into(),
+        top_k,
+        filter: Filter::parse(&json!(null)).unwrap(),
+        weights: Weights::default(),
+        query_vector: None,
+    };
+    block_on(search(sql, &req))
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.text)
+        .collect()
+}
+
+#[test]
+fn a_term_in_most_chunks_does_not_change_the_bm25_ranking() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    // "widget" is in every row; "blue" in every 10th, "heavy" in every 7th.
+    csv_index(&svc, "catalogue", 300, |k| {
+        let colour = if k % 10 == 0 { "blue" } else { "grey" };
+        let weight = if k % 7 == 0 { "heavy" } else { "light" };
+        format!("widget {k} is {colour} and {weight}")
+    });
+    let with_common = bm25_ids(&sql, "catalogue", "widget blue heavy", 5);
+    let without = bm25_ids(&sql, "catalogue", "blue heavy", 5);
+    assert_eq!(with_common, without);
+    assert!(with_common[0].contains("blue") && with_common[0].contains("heavy"));
+    // A query of common words only still finds something.
+    assert_eq!(bm25_ids(&sql, "catalogue", "widget", 3).len(), 3);
+}
+
+#[test]
+fn bm25_finds_this_indexs_chunks_when_another_index_outranks_them() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    // The shared FTS table's best "falcon" matches all belong to `loud`.
+    csv_index(&svc, "loud", 200, |k| format!("falcon falcon falcon {k}"));
+    csv_index(&svc, "quiet", 50, |k| {
+        format!("a note {k} that mentions a falcon once among many other words")
+    });
+    let hits = bm25_ids(&sql, "quiet", "falcon", 10);
+    assert_eq!(hits.len(), 10, "{hits:?}");
+    assert!(hits.iter().all(|h| h.contains("note")), "{hits:?}");
+}
