@@ -51,6 +51,8 @@ clippy: setup
 ## The test command CI runs (.ci/run): build, lint, then every test tier.
 test: setup fmt-check wasm clippy
 	$(CARGO) test --workspace 2>&1 | tee target/test.log
+	$(MAKE) --no-print-directory redis-test 2>&1 | tee -a target/test.log
+	$(MAKE) --no-print-directory deploy-check
 	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
 
 ## Run the app on its embedded defaults.
@@ -78,3 +80,30 @@ clean:
 ## Print an Argon2id hash for `admin_password_hash` (reads the password from stdin).
 hash-password:
 	@$(CARGO) run -q -p ragspin-access --bin ragspin-hash-password
+
+# ------------------------------------------------------------------ deploy
+DEPLOY_VENV := target/deploy-venv
+LOADTEST_USERS ?= 10
+LOADTEST_SPAWN_RATE ?= 5
+LOADTEST_TIME ?= 30s
+
+.PHONY: deploy-check redis-test loadtest
+
+## Check the Dockerfile, k8s/ (every overlay rendered by kustomize and
+## validated against the Kubernetes and SpinKube schemas), runtime configs,
+## observability and CI files (scripts/validate_deploy.py).
+deploy-check:
+	@[ -x $(DEPLOY_VENV)/bin/python ] || python3 -m venv $(DEPLOY_VENV)
+	@$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r scripts/requirements-deploy.txt
+	$(DEPLOY_VENV)/bin/python scripts/validate_deploy.py --self-test
+
+## The host against a real Redis (Debian's redis-server, installed when
+## missing, started on a free loopback port and stopped afterwards).
+redis-test: wasm
+	scripts/with-redis.sh $(CARGO) test -p ragspin-host --test redis -- --nocapture
+
+## Locust, headless, against the test host + fake Azure OpenAI on loopback;
+## summary in target/loadtest/ (LOADTEST_USERS, LOADTEST_TIME; LOADTEST_HOST
+## to aim at a running deployment instead, see loadtest/README.md).
+loadtest: wasm
+	LOADTEST_USERS=$(LOADTEST_USERS) LOADTEST_SPAWN_RATE=$(LOADTEST_SPAWN_RATE) LOADTEST_TIME=$(LOADTEST_TIME) scripts/loadtest.sh

@@ -23,6 +23,16 @@ impl SqliteSql {
         })
     }
 
+    /// A database in the file at `path` (created when missing), e.g. to
+    /// fill a store natively that the test host then serves.
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let conn = rusqlite::Connection::open(path).map_err(storage)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            failure: Mutex::new(None),
+        })
+    }
+
     /// With `Some(message)`, every statement fails with
     /// `Error::Storage(message)`; with `None`, the database works again.
     pub fn fail_with(&self, message: Option<&str>) {

@@ -6,10 +6,11 @@
 //! exact beats wildcard, longest prefix wins), the `spin-*` request headers
 //! and absolute request URI, `spin:variables` (defaults, `SPIN_VARIABLE_*`
 //! overrides, required variables refusing start-up), `spin:key-value` and
-//! `spin:sqlite` on real SQLite files or memory with Spin's access rules,
+//! `spin:sqlite` on real SQLite files or memory with Spin's access rules
+//! (key-value also on Redis, `type = "redis"`),
 //! outbound `wasi:http` only to `allowed_outbound_hosts`, instance reuse
 //! (128 requests, 16 concurrent, 1 s idle) and Spin's empty-bodied 500 when a
-//! handler fails. What it does not: Redis/libSQL backends, service chaining,
+//! handler fails. What it does not: libSQL, service chaining,
 //! TLS, other triggers. Where behaviour was assumed rather than observed on a
 //! real Spin, the README's "Test host" section says so.
 
@@ -45,7 +46,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+pub use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::handler::{HandlerState, Proxy, ProxyHandler, ProxyPre, StoreBundle};

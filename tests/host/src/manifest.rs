@@ -117,10 +117,13 @@ pub enum Backing {
     File(PathBuf),
     /// Process memory: gone when the host stops (tests).
     Memory,
+    /// A Redis server (Spin's key-value `type = "redis"`, with its `url`).
+    Redis(String),
 }
 
 /// The runtime-config subset the host understands: `type = "spin"` key-value
-/// stores and SQLite databases, with a `path`.
+/// stores and SQLite databases, with a `path`, and `type = "redis"` key-value
+/// stores, with a `url`.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     pub key_value_stores: BTreeMap<String, Backing>,
@@ -141,6 +144,8 @@ struct RawStore {
     kind: String,
     #[serde(default)]
     path: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -180,11 +185,11 @@ impl RuntimeConfig {
             .with_context(|| format!("parsing runtime config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut config = Self::spin_defaults(state_dir);
-        let resolve = |label: &str, store: &RawStore, default_file: &str| -> Result<Backing> {
+        let file = |label: &str, store: &RawStore, default_file: &str| -> Result<Backing> {
             if store.kind != "spin" {
                 bail!(
-                    "{label}: type {:?} is not supported by the test host (only \"spin\"); \
-                     run under Spin 4.0 for Redis / libSQL backends",
+                    "{label}: type {:?} is not supported by the test host here (only \"spin\", \
+                     and \"redis\" for key-value stores); run under Spin 4.0 for libSQL",
                     store.kind
                 );
             }
@@ -195,11 +200,21 @@ impl RuntimeConfig {
             })
         };
         for (label, store) in &raw.key_value_store {
-            let backing = resolve(label, store, &format!("{label}_key_value.db"))?;
+            let backing = if store.kind == "redis" {
+                // Spin's Redis store: `url` is required and must be a redis:// URL.
+                let url = store
+                    .url
+                    .as_deref()
+                    .with_context(|| format!("{label}: a \"redis\" store needs a `url`"))?;
+                crate::storage::check_redis_url(url).with_context(|| label.clone())?;
+                Backing::Redis(url.to_string())
+            } else {
+                file(label, store, &format!("{label}_key_value.db"))?
+            };
             config.key_value_stores.insert(label.clone(), backing);
         }
         for (label, store) in &raw.sqlite_database {
-            let backing = resolve(label, store, &format!("{label}.db"))?;
+            let backing = file(label, store, &format!("{label}.db"))?;
             config.sqlite_databases.insert(label.clone(), backing);
         }
         Ok(config)
@@ -265,7 +280,27 @@ component = "nope"
             Backing::File(dir.join("state/sqlite_db.db"))
         );
         std::fs::write(&file, "[key_value_store.default]\ntype = \"redis\"\n").unwrap();
-        assert!(RuntimeConfig::load(&file, &dir).is_err());
+        assert!(
+            RuntimeConfig::load(&file, &dir).is_err(),
+            "redis without url"
+        );
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"http://x\"\n",
+        )
+        .unwrap();
+        assert!(RuntimeConfig::load(&file, &dir).is_err(), "not a redis URL");
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            RuntimeConfig::load(&file, &dir).unwrap().key_value_stores["default"],
+            Backing::Redis("redis://127.0.0.1:6379".into())
+        );
+        std::fs::write(&file, "[sqlite_database.default]\ntype = \"libsql\"\n").unwrap();
+        assert!(RuntimeConfig::load(&file, &dir).is_err(), "libsql");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

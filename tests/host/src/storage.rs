@@ -2,6 +2,13 @@
 //! SQLite (rusqlite, bundled — the SQLite Spin 4.0.2 ships, FTS5 included).
 //! Spin's own default key-value store is SQLite-backed too, so key listing
 //! order here is SQLite's, not a HashMap's.
+//!
+//! A key-value store can also be a Redis server (`type = "redis"`, `url`),
+//! as in Spin's `spin-key-value-redis`: keys are stored as they are (no
+//! prefix, so every label pointing at one server shares its keys), values
+//! are plain Redis strings, `get-keys` is `KEYS *`, and every Redis failure
+//! is `error::other(..)`. The connection is made on first use, not at
+//! start-up, and made again after an I/O error.
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -14,6 +21,7 @@ use crate::manifest::Backing;
 fn open(backing: &Backing) -> Result<Connection> {
     match backing {
         Backing::Memory => Ok(Connection::open_in_memory()?),
+        Backing::Redis(_) => anyhow::bail!("a Redis URL is not a SQLite backing"),
         Backing::File(path) => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -54,11 +62,77 @@ impl Faults {
 /// One key-value store label.
 #[derive(Debug)]
 pub struct KvBackend {
-    conn: Mutex<Connection>,
+    inner: KvInner,
+}
+
+#[derive(Debug)]
+enum KvInner {
+    Sqlite(Mutex<Connection>),
+    Redis(RedisKv),
+}
+
+/// Checks a Redis URL the way Spin does when it reads the runtime config
+/// (`redis://`, `rediss://`, `redis+unix://`, `unix://`); no connection is made.
+pub fn check_redis_url(url: &str) -> Result<()> {
+    redis::Client::open(url)
+        .map(drop)
+        .with_context(|| format!("invalid Redis URL {url:?}"))
+}
+
+/// A Redis-backed store: one lazily made connection, serialised by a mutex.
+struct RedisKv {
+    client: redis::Client,
+    conn: Mutex<Option<redis::Connection>>,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv").finish_non_exhaustive()
+    }
+}
+
+impl RedisKv {
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn run<T>(&self, command: &redis::Cmd) -> Result<T, String>
+    where
+        T: redis::FromRedisValue,
+    {
+        let mut conn = self.conn.lock().unwrap();
+        if conn.is_none() {
+            let made = self
+                .client
+                .get_connection_with_timeout(Self::TIMEOUT)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(Self::TIMEOUT))?;
+                    c.set_write_timeout(Some(Self::TIMEOUT))?;
+                    Ok(c)
+                })
+                .map_err(|e| e.to_string())?;
+            *conn = Some(made);
+        }
+        let result = command.query::<T>(conn.as_mut().expect("connected above"));
+        if let Err(e) = &result
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error())
+        {
+            *conn = None;
+        }
+        result.map_err(|e| e.to_string())
+    }
 }
 
 impl KvBackend {
     pub fn open(backing: &Backing) -> Result<Self> {
+        if let Backing::Redis(url) = backing {
+            let client = redis::Client::open(url.as_str())
+                .with_context(|| format!("invalid Redis URL {url:?}"))?;
+            return Ok(Self {
+                inner: KvInner::Redis(RedisKv {
+                    client,
+                    conn: Mutex::new(None),
+                }),
+            });
+        }
         let conn = open(backing)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -69,12 +143,15 @@ impl KvBackend {
             );",
         )?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            inner: KvInner::Sqlite(Mutex::new(conn)),
         })
     }
 
     pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let conn = self.conn.lock().unwrap();
+        let conn = match &self.inner {
+            KvInner::Redis(redis) => return redis.run(redis::cmd("GET").arg(key)),
+            KvInner::Sqlite(conn) => conn.lock().unwrap(),
+        };
         conn.query_row(
             "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
             params![store, key],
@@ -85,7 +162,10 @@ impl KvBackend {
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), String> {
-        let conn = self.conn.lock().unwrap();
+        let conn = match &self.inner {
+            KvInner::Redis(redis) => return redis.run(redis::cmd("SET").arg(key).arg(value)),
+            KvInner::Sqlite(conn) => conn.lock().unwrap(),
+        };
         conn.execute(
             "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
@@ -96,7 +176,10 @@ impl KvBackend {
     }
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), String> {
-        let conn = self.conn.lock().unwrap();
+        let conn = match &self.inner {
+            KvInner::Redis(redis) => return redis.run(redis::cmd("DEL").arg(key)),
+            KvInner::Sqlite(conn) => conn.lock().unwrap(),
+        };
         conn.execute(
             "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
             params![store, key],
@@ -106,11 +189,17 @@ impl KvBackend {
     }
 
     pub fn exists(&self, store: &str, key: &str) -> Result<bool, String> {
-        self.get(store, key).map(|v| v.is_some())
+        match &self.inner {
+            KvInner::Redis(redis) => redis.run(redis::cmd("EXISTS").arg(key)),
+            KvInner::Sqlite(_) => self.get(store, key).map(|v| v.is_some()),
+        }
     }
 
     pub fn keys(&self, store: &str) -> Result<Vec<String>, String> {
-        let conn = self.conn.lock().unwrap();
+        let conn = match &self.inner {
+            KvInner::Redis(redis) => return redis.run(redis::cmd("KEYS").arg("*")),
+            KvInner::Sqlite(conn) => conn.lock().unwrap(),
+        };
         let mut stmt = conn
             .prepare("SELECT key FROM spin_key_value WHERE store = ?1")
             .map_err(|e| e.to_string())?;
@@ -166,6 +255,7 @@ impl SqliteBackend {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let (path, temp) = match backing {
             Backing::File(path) => (path.clone(), None),
+            Backing::Redis(_) => anyhow::bail!("a SQLite database cannot be backed by Redis"),
             Backing::Memory => {
                 let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let dir =

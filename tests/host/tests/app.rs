@@ -71,10 +71,11 @@ fn runtime_configs_are_well_formed() {
         local.sqlite_databases["default"],
         Backing::File(root().join(".spin/sqlite_db.db"))
     );
-    let cluster: toml::Table = std::fs::read_to_string(root().join("k8s/runtime-config.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let cluster: toml::Table =
+        std::fs::read_to_string(root().join("k8s/runtime-config/prod/runtime-config.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
     let kv = &cluster["key_value_store"]["default"];
     assert_eq!(kv["type"].as_str(), Some("redis"));
     assert!(kv["url"].as_str().unwrap().starts_with("redis://"));
