@@ -148,6 +148,21 @@ impl Error {
     }
 }
 
+/// The error for a failed SQLite statement with `message`: a write that
+/// waited out the busy timeout behind another writer is
+/// [`Error::Unavailable`] (503, retry shortly), anything else
+/// [`Error::Storage`].
+pub fn sql_failure(message: String) -> Error {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("database is locked") || lower.contains("database is busy") {
+        Error::Unavailable(format!(
+            "the database is busy with other writes; retry in a moment ({message})"
+        ))
+    } else {
+        Error::Storage(message)
+    }
+}
+
 /// The HTTP status for an error. The only place statuses are decided.
 pub fn status_for(error: &Error) -> u16 {
     match error {
@@ -308,5 +323,15 @@ mod tests {
         assert!(!body.error.message.contains("secret_table"));
         let body = ErrorBody::from(&Error::Internal("/home/x/.ssh".into()));
         assert!(!body.error.message.contains(".ssh"));
+    }
+
+    #[test]
+    fn a_locked_database_is_a_retryable_503_and_other_sql_failures_a_500() {
+        let busy = sql_failure("sqlite: io: database is locked".into());
+        assert_eq!(status_for(&busy), 503);
+        let response = crate::HttpResponse::error(&busy);
+        assert_eq!(response.header("retry-after"), Some("1"));
+        let other = sql_failure("no such table: x".into());
+        assert_eq!(status_for(&other), 500);
     }
 }

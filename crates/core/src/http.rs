@@ -116,7 +116,8 @@ impl HttpResponse {
     }
 
     /// The JSON error response for `error`: status from [`status_for`], body
-    /// [`ErrorBody`], plus `allow` for 405 and `retry-after` for 429.
+    /// [`ErrorBody`], plus `allow` for 405, `retry-after` for 429 and
+    /// `retry-after: 1` for 503.
     pub fn error(error: &Error) -> Self {
         let mut response = Self::json(status_for(error), &ErrorBody::from(error));
         match error {
@@ -126,6 +127,7 @@ impl HttpResponse {
             Error::RateLimited { retry_after_s } => {
                 response = response.with_header("retry-after", retry_after_s.to_string());
             }
+            Error::Unavailable(_) => response = response.with_header("retry-after", "1"),
             _ => {}
         }
         response

@@ -40,7 +40,7 @@ pub use domain::{
     ChatCompletion, ChatMessage, ChatRequest, Chunk, Embedding, Role, ScoredChunk, SearchQuery,
     Usage,
 };
-pub use error::{Error, ErrorBody, ErrorDetail, Result, status_for};
+pub use error::{Error, ErrorBody, ErrorDetail, Result, sql_failure, status_for};
 pub use http::{HttpRequest, HttpResponse};
 pub use ports::{
     BodyStream, ChatModel, Clock, Config, Embedder, HttpClient, KvStore, Retriever, Row, Rows, Sql,

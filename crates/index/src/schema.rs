@@ -7,17 +7,18 @@
 use ragspin_core::{Result, Sql, SqlValue};
 
 /// `(version, statements)`; append, never edit a released migration.
-const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE IF NOT EXISTS rs_indexes (
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS rs_indexes (
             name TEXT PRIMARY KEY,
             settings TEXT NOT NULL,
             active_version INTEGER NOT NULL,
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL
         )",
-        "CREATE TABLE IF NOT EXISTS rs_versions (
+            "CREATE TABLE IF NOT EXISTS rs_versions (
             index_name TEXT NOT NULL,
             version INTEGER NOT NULL,
             settings TEXT NOT NULL,
@@ -26,7 +27,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at INTEGER NOT NULL,
             PRIMARY KEY (index_name, version)
         )",
-        "CREATE TABLE IF NOT EXISTS rs_sources (
+            "CREATE TABLE IF NOT EXISTS rs_sources (
             index_name TEXT NOT NULL,
             doc_id TEXT NOT NULL,
             filename TEXT NOT NULL,
@@ -39,7 +40,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (index_name, doc_id)
         )",
-        "CREATE TABLE IF NOT EXISTS rs_documents (
+            "CREATE TABLE IF NOT EXISTS rs_documents (
             index_name TEXT NOT NULL,
             version INTEGER NOT NULL,
             doc_id TEXT NOT NULL,
@@ -49,7 +50,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             indexed_at INTEGER NOT NULL,
             PRIMARY KEY (index_name, version, doc_id)
         )",
-        "CREATE TABLE IF NOT EXISTS rs_jobs (
+            "CREATE TABLE IF NOT EXISTS rs_jobs (
             index_name TEXT NOT NULL,
             doc_id TEXT NOT NULL,
             content_hash TEXT NOT NULL,
@@ -60,7 +61,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (index_name, doc_id)
         )",
-        "CREATE TABLE IF NOT EXISTS rs_chunks (
+            "CREATE TABLE IF NOT EXISTS rs_chunks (
             id INTEGER PRIMARY KEY,
             index_name TEXT NOT NULL,
             version INTEGER NOT NULL,
@@ -77,20 +78,18 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             metadata TEXT NOT NULL,
             vector BLOB
         )",
-        "CREATE INDEX IF NOT EXISTS rs_chunks_by_doc ON rs_chunks (index_name, version, doc_id)",
-        "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_fts USING fts5 (
+            "CREATE INDEX IF NOT EXISTS rs_chunks_by_doc ON rs_chunks (index_name, version, doc_id)",
+            "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_fts USING fts5 (
             text, heading, content = 'rs_chunks', content_rowid = 'id'
         )",
-        // Per-term row counts, to leave terms in most rows out of BM25 queries.
-        "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_vocab USING fts5vocab (rs_chunks_fts, 'row')",
-        "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_insert AFTER INSERT ON rs_chunks BEGIN
+            "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_insert AFTER INSERT ON rs_chunks BEGIN
             INSERT INTO rs_chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
         END",
-        "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_delete AFTER DELETE ON rs_chunks BEGIN
+            "CREATE TRIGGER IF NOT EXISTS rs_chunks_fts_delete AFTER DELETE ON rs_chunks BEGIN
             INSERT INTO rs_chunks_fts (rs_chunks_fts, rowid, text, heading)
                 VALUES ('delete', old.id, old.text, old.heading);
         END",
-        "CREATE TABLE IF NOT EXISTS rs_embedding_cache (
+            "CREATE TABLE IF NOT EXISTS rs_embedding_cache (
             model TEXT NOT NULL,
             dimensions INTEGER NOT NULL,
             content_hash TEXT NOT NULL,
@@ -98,7 +97,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at INTEGER NOT NULL,
             PRIMARY KEY (model, dimensions, content_hash)
         ) WITHOUT ROWID",
-        "CREATE TABLE IF NOT EXISTS rs_vector_blocks (
+            "CREATE TABLE IF NOT EXISTS rs_vector_blocks (
             index_name TEXT NOT NULL,
             version INTEGER NOT NULL,
             block INTEGER NOT NULL,
@@ -109,11 +108,20 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
             scales BLOB NOT NULL,
             PRIMARY KEY (index_name, version, block)
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        // Per-term row counts, to leave terms in most rows out of BM25
+        // queries (`search::COMMON_TERM_SHARE`).
+        &[
+            "CREATE VIRTUAL TABLE IF NOT EXISTS rs_chunks_vocab USING fts5vocab (rs_chunks_fts, 'row')",
+        ],
+    ),
+];
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
@@ -129,6 +137,12 @@ pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
         Some(SqlValue::Integer(v)) => *v,
         _ => 0,
     };
+    if current < SCHEMA_VERSION {
+        // Write-ahead logging, so readers are not blocked while a document
+        // is written (the mode is stored in the file). Databases that do
+        // not support it (in memory, remote libSQL) keep theirs.
+        let _ = sql.query("PRAGMA journal_mode=WAL", &[]).await;
+    }
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for statement in *statements {
             sql.execute(statement, &[]).await?;

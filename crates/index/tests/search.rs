@@ -308,3 +308,32 @@ fn bm25_finds_this_indexs_chunks_when_another_index_outranks_them() {
     assert_eq!(hits.len(), 10, "{hits:?}");
     assert!(hits.iter().all(|h| h.contains("note")), "{hits:?}");
 }
+
+#[test]
+fn a_database_at_schema_1_is_upgraded_and_searches() {
+    use ragspin_core::Sql;
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    csv_index(&svc, "old", 20, |k| format!("an old row {k} about otters"));
+    // As a release with only migration 1 left it.
+    block_on(sql.execute("DROP TABLE rs_chunks_vocab", &[])).unwrap();
+    block_on(sql.execute("DELETE FROM rs_schema WHERE version > 1", &[])).unwrap();
+    assert!(
+        block_on(search(
+            &sql,
+            &SearchRequest {
+                index: "old".into(),
+                query: "otters".into(),
+                top_k: 3,
+                filter: Filter::parse(&json!(null)).unwrap(),
+                weights: Weights::default(),
+                query_vector: None,
+            }
+        ))
+        .is_err()
+    );
+    block_on(svc.migrate()).unwrap();
+    assert_eq!(bm25_ids(&sql, "old", "otters row", 3).len(), 3);
+}

@@ -117,7 +117,7 @@ impl SpinSql {
 }
 
 fn sql_error(e: sqlite::Error) -> Error {
-    Error::Storage(format!("sqlite: {e}"))
+    ragspin_core::sql_failure(format!("sqlite: {e}"))
 }
 
 fn to_spin(value: &SqlValue) -> Value {

@@ -62,7 +62,7 @@ impl SqliteSql {
 }
 
 fn storage(e: rusqlite::Error) -> Error {
-    Error::Storage(e.to_string())
+    ragspin_core::sql_failure(e.to_string())
 }
 
 struct Param<'a>(&'a SqlValue);
