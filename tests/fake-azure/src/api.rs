@@ -1,14 +1,15 @@
 //! The request handling of the fake, as a pure function of the state and
 //! one request ([`handle`]); `server` only moves bytes.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::faults::{Fault, Faults, Route};
 use crate::model;
+use crate::recording::{OnMiss, Recording};
 
 /// api-versions the fake accepts on the deployments surface.
 pub const API_VERSIONS: &[&str] = &[
@@ -65,6 +66,31 @@ pub struct FakeOptions {
     /// List embeddings in reverse index order (a client must match by
     /// `index`, not by position).
     pub reverse_embedding_order: bool,
+    /// Recorded embeddings served for the recording's deployment (see
+    /// [`crate::recording`] and [`FakeOptions::with_recording`]).
+    pub recording: Option<Arc<Recording>>,
+    /// What to answer for a text the recording lacks.
+    pub on_recording_miss: OnMiss,
+    /// Remember every text embedded ([`State::embedded_texts`]): how the
+    /// evaluation lists the texts a recording needs.
+    pub keep_inputs: bool,
+}
+
+impl FakeOptions {
+    /// Serve `recording` under its deployment name (replacing a deployment
+    /// of that name), with `dimensions` native.
+    pub fn with_recording(mut self, recording: Recording) -> Self {
+        self.deployments.retain(|d| d.name != recording.deployment);
+        self.deployments.push(Deployment {
+            name: recording.deployment.clone(),
+            model: recording.model.clone(),
+            kind: DeploymentKind::Embeddings {
+                dimensions: recording.dimensions,
+            },
+        });
+        self.recording = Some(Arc::new(recording));
+        self
+    }
 }
 
 /// The default key.
@@ -92,6 +118,9 @@ impl Default for FakeOptions {
                 chat("gpt-4o"),
             ],
             reverse_embedding_order: false,
+            recording: None,
+            on_recording_miss: OnMiss::default(),
+            keep_inputs: false,
         }
     }
 }
@@ -107,6 +136,9 @@ pub struct Stats {
     pub chat_streams: u64,
     /// Calls a fault acted on.
     pub faults_applied: u64,
+    /// Texts asked of the recording's deployment that it does not hold.
+    #[serde(default)]
+    pub recording_misses: u64,
 }
 
 impl Stats {
@@ -128,6 +160,7 @@ struct Inner {
     faults: Faults,
     stats: Stats,
     next_id: u64,
+    inputs: BTreeSet<String>,
 }
 
 impl State {
@@ -153,6 +186,12 @@ impl State {
         self.lock().stats.clone()
     }
 
+    /// Every text embedded since start or the last reset, sorted (only with
+    /// [`FakeOptions::keep_inputs`]).
+    pub fn embedded_texts(&self) -> Vec<String> {
+        self.lock().inputs.iter().cloned().collect()
+    }
+
     /// Install a fault (see [`Fault`]).
     pub fn inject(&self, fault: Fault) -> Result<(), String> {
         fault.validate()?;
@@ -170,6 +209,7 @@ impl State {
         let mut inner = self.lock();
         inner.faults.clear();
         inner.stats = Stats::default();
+        inner.inputs.clear();
     }
 }
 
@@ -544,23 +584,96 @@ fn embeddings(
         None | Some("float") => {}
         Some(_) => return invalid("The fake supports encoding_format \"float\" only."),
     }
-    let mut data: Vec<Value> = inputs
-        .iter()
+    let recording = state
+        .options
+        .recording
+        .as_deref()
+        .filter(|r| r.deployment == deployment.name);
+    let vectors = match recording {
+        Some(recording) => match replay(state, recording, &inputs, dimensions) {
+            Ok(vectors) => vectors,
+            Err(reply) => return reply,
+        },
+        None => inputs
+            .iter()
+            .map(|text| model::embed(text, dimensions))
+            .collect(),
+    };
+    let mut data: Vec<Value> = vectors
+        .into_iter()
         .enumerate()
-        .map(|(index, text)| {
-            json!({"object": "embedding", "index": index, "embedding": model::embed(text, dimensions)})
-        })
+        .map(|(index, vector)| json!({"object": "embedding", "index": index, "embedding": vector}))
         .collect();
     if state.options.reverse_embedding_order {
         data.reverse();
     }
     let tokens: u32 = inputs.iter().map(|s| model::estimate_tokens(s)).sum();
-    state.lock().stats.embedded_inputs += inputs.len() as u64;
+    {
+        let mut inner = state.lock();
+        inner.stats.embedded_inputs += inputs.len() as u64;
+        if state.options.keep_inputs {
+            inner.inputs.extend(inputs.iter().map(|s| (*s).to_owned()));
+        }
+    }
     Reply::json(
         200,
         json!({"object": "list", "data": data, "model": deployment.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
     )
+}
+
+/// The recorded vectors of `inputs`; misses are counted, then answered by
+/// [`FakeOptions::on_recording_miss`].
+fn replay(
+    state: &State,
+    recording: &Recording,
+    inputs: &[&str],
+    dimensions: usize,
+) -> Result<Vec<Vec<f32>>, Reply> {
+    if dimensions != recording.dimensions {
+        return Err(invalid(&format!(
+            "The recording {} holds {}-dimensional vectors; {dimensions} were asked for.",
+            recording.origin, recording.dimensions
+        )));
+    }
+    let found: Vec<Option<&[f32]>> = inputs.iter().map(|t| recording.get(t)).collect();
+    let misses: Vec<&str> = inputs
+        .iter()
+        .zip(&found)
+        .filter(|(_, v)| v.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    if !misses.is_empty() {
+        {
+            let mut inner = state.lock();
+            inner.stats.recording_misses += misses.len() as u64;
+            if state.options.keep_inputs {
+                inner.inputs.extend(misses.iter().map(|s| (*s).to_owned()));
+            }
+        }
+        if state.options.on_recording_miss == OnMiss::Error {
+            let preview: String = misses[0].chars().take(60).collect();
+            return Err(azure_error(
+                400,
+                "RecordingMiss",
+                &format!(
+                    "{} input(s) are not in the embeddings recording {}; the first has SHA-256 {} \
+                     and begins {preview:?}. Re-record (tests/fixtures/eval/README.md).",
+                    misses.len(),
+                    recording.origin,
+                    Recording::key(misses[0]),
+                ),
+            ));
+        }
+    }
+    Ok(inputs
+        .iter()
+        .zip(found)
+        .map(|(text, vector)| match vector {
+            Some(v) => v.to_vec(),
+            None => model::embed(text, dimensions),
+        })
+        .collect())
 }
 
 const CHAT_ARGS: &[&str] = &[

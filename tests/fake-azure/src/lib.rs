@@ -13,7 +13,7 @@
 //! | `POST /v1/{embeddings,chat/completions}` | OpenAI-compatible: `model` in the body, OpenAI error codes |
 //! | `POST /_fake/faults` | add one fault or an array of faults ([`Fault`]) |
 //! | `GET /_fake/faults` | the installed faults |
-//! | `GET /_fake/stats` | [`Stats`]: `{"calls":{"embeddings":n,"chat":n},"embedded_inputs":n,"chat_streams":n,"faults_applied":n}` |
+//! | `GET /_fake/stats` | [`Stats`]: `{"calls":{"embeddings":n,"chat":n},"embedded_inputs":n,"chat_streams":n,"faults_applied":n,"recording_misses":n}` |
 //! | `POST /_fake/reset` | forget faults and counters |
 //!
 //! Checks, in order (the first failing one answers): route (404 `Resource
@@ -34,6 +34,14 @@
 //! `float` only; `user`, `model` accepted. Vectors: [`model::embed`]
 //! (hashed word unigrams + character trigrams, L2-normalised), so texts
 //! sharing words are close. `usage.prompt_tokens` = the estimates summed.
+//!
+//! **Recorded embeddings** ([`recording`]): with
+//! [`FakeOptions::with_recording`] (or `--embeddings-recording FILE`) the
+//! recording's deployment (e.g. `all-minilm-l6-v2`, 384 dimensions) serves
+//! vectors a real model produced, looked up by the SHA-256 of each input; a
+//! text it lacks is counted in `recording_misses` and answered 400
+//! `RecordingMiss` (or, with [`OnMiss::Hashed`] / `--recording-miss hashed`,
+//! given the hashed embedding). Other deployments keep the hashed model.
 //!
 //! # Chat: the prompt format the fake understands
 //!
@@ -79,8 +87,10 @@
 pub mod api;
 pub mod faults;
 pub mod model;
+pub mod recording;
 mod server;
 
 pub use api::{DEFAULT_API_KEY, Deployment, DeploymentKind, FakeOptions, Stats};
 pub use faults::{Fault, Route};
+pub use recording::{OnMiss, Recording};
 pub use server::{FakeAzure, ensure_loopback, serve};

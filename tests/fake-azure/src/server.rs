@@ -85,6 +85,11 @@ impl FakeAzure {
         self.state.stats()
     }
 
+    /// Every text embedded (needs [`FakeOptions::keep_inputs`]), sorted.
+    pub fn embedded_texts(&self) -> Vec<String> {
+        self.state.embedded_texts()
+    }
+
     /// Install a fault. Panics on a fault that does nothing (no status, no
     /// delay) — a bug in the test.
     pub fn inject(&self, fault: Fault) {

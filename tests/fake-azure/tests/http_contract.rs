@@ -519,3 +519,105 @@ fn answers_404_for_unknown_paths_and_stops_on_drop() {
         "still listening after drop"
     );
 }
+
+fn recording(texts: &[(&str, [f32; 3])]) -> ragspin_fake_azure::Recording {
+    use base64::Engine as _;
+    let vectors: serde_json::Map<String, Value> = texts
+        .iter()
+        .map(|(text, v)| {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (
+                ragspin_fake_azure::Recording::key(text),
+                base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .into(),
+            )
+        })
+        .collect();
+    let file = json!({"model": "tiny-model", "deployment": "tiny", "dimensions": 3,
+        "encoding": "f32le-base64", "vectors": vectors});
+    ragspin_fake_azure::Recording::parse(&file.to_string(), "tiny.json").unwrap()
+}
+
+#[test]
+fn replays_recorded_embeddings_and_refuses_texts_it_lacks() {
+    let fake = FakeAzure::start_with(
+        FakeOptions {
+            keep_inputs: true,
+            ..FakeOptions::default()
+        }
+        .with_recording(recording(&[
+            ("alpha", [1.0, 0.0, 0.0]),
+            ("beta", [0.0, 0.6, 0.8]),
+        ])),
+    )
+    .unwrap();
+    let body: Value = post(
+        &fake,
+        &embeddings_path("tiny"),
+        &json!({"input": ["beta", "alpha"]}),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(body["data"][0]["embedding"], json!([0.0, 0.6f32, 0.8f32]));
+    assert_eq!(body["data"][1]["embedding"], json!([1.0, 0.0, 0.0]));
+    assert_eq!(body["model"], "tiny-model");
+    assert_eq!(fake.stats().recording_misses, 0);
+
+    let (status, error) = error_of(post(
+        &fake,
+        &embeddings_path("tiny"),
+        &json!({"input": ["alpha", "gamma"]}),
+    ));
+    assert_eq!(status, 400);
+    assert_eq!(error["code"], "RecordingMiss");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("tiny.json")
+            && message.contains(&ragspin_fake_azure::Recording::key("gamma")),
+        "{message}"
+    );
+    assert_eq!(fake.stats().recording_misses, 1);
+    assert_eq!(fake.embedded_texts(), ["alpha", "beta", "gamma"]);
+
+    // Other deployments keep the hashed model.
+    let response = post(
+        &fake,
+        &embeddings_path("text-embedding-3-small"),
+        &json!({"input": "gamma"}),
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(fake.stats().recording_misses, 1);
+}
+
+#[test]
+fn serves_hashed_embeddings_for_misses_when_told_to() {
+    let fake = FakeAzure::start_with(
+        FakeOptions {
+            on_recording_miss: ragspin_fake_azure::OnMiss::Hashed,
+            ..FakeOptions::default()
+        }
+        .with_recording(recording(&[("alpha", [1.0, 0.0, 0.0])])),
+    )
+    .unwrap();
+    let body: Value = post(
+        &fake,
+        &embeddings_path("tiny"),
+        &json!({"input": ["alpha", "unknown text"]}),
+    )
+    .json()
+    .unwrap();
+    let fallback: Vec<f32> = serde_json::from_value(body["data"][1]["embedding"].clone()).unwrap();
+    assert_eq!(
+        fallback,
+        ragspin_fake_azure::model::embed("unknown text", 3)
+    );
+    assert_eq!(fake.stats().recording_misses, 1);
+    let stats: Value = client()
+        .get(format!("{}/_fake/stats", fake.endpoint()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(stats["recording_misses"], 1);
+}

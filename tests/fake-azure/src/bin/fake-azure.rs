@@ -1,15 +1,21 @@
-//! `fake-azure --listen 127.0.0.1:PORT [--api-key KEY] [--reverse-embedding-order]`:
+//! `fake-azure --listen 127.0.0.1:PORT [--api-key KEY] [--reverse-embedding-order]
+//! [--embeddings-recording FILE [--recording-miss error|hashed]]`:
 //! serve the fake Azure OpenAI resource until Ctrl-C. Loopback only.
+//!
+//! `--embeddings-recording` serves the recorded vectors of FILE under the
+//! recording's deployment (see `ragspin_fake_azure::recording`); a text it
+//! lacks is a 400 `RecordingMiss`, or with `--recording-miss hashed` gets
+//! the fake's hashed embedding. Misses are counted in `GET /_fake/stats`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use ragspin_fake_azure::api::State;
-use ragspin_fake_azure::{FakeOptions, ensure_loopback, serve};
+use ragspin_fake_azure::{FakeOptions, Recording, ensure_loopback, serve};
 
-const USAGE: &str =
-    "usage: fake-azure --listen 127.0.0.1:PORT [--api-key KEY] [--reverse-embedding-order]";
+const USAGE: &str = "usage: fake-azure --listen 127.0.0.1:PORT [--api-key KEY] \
+     [--reverse-embedding-order] [--embeddings-recording FILE [--recording-miss error|hashed]]";
 
 fn main() -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:8089".parse()?;
@@ -25,6 +31,13 @@ fn main() -> anyhow::Result<()> {
             }
             "--api-key" => options.api_key = args.next().context(USAGE)?,
             "--reverse-embedding-order" => options.reverse_embedding_order = true,
+            "--embeddings-recording" => {
+                let path = args.next().context(USAGE)?;
+                options = options.with_recording(Recording::load(&path)?);
+            }
+            "--recording-miss" => {
+                options.on_recording_miss = args.next().context(USAGE)?.parse()?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -45,6 +58,16 @@ fn main() -> anyhow::Result<()> {
             listener.local_addr()?,
             options.api_key
         );
+        if let Some(recording) = &options.recording {
+            println!(
+                "  deployment {:?}: {} recorded {}-dimensional vectors of {} from {}",
+                recording.deployment,
+                recording.len(),
+                recording.dimensions,
+                recording.model,
+                recording.origin
+            );
+        }
         let state = Arc::new(State::new(options));
         serve(state, listener, async {
             _ = tokio::signal::ctrl_c().await;
