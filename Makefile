@@ -53,7 +53,15 @@ test: setup fmt-check wasm clippy
 	$(CARGO) test --workspace 2>&1 | tee target/test.log
 	$(MAKE) --no-print-directory redis-test 2>&1 | tee -a target/test.log
 	$(MAKE) --no-print-directory deploy-check
-	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
+	$(MAKE) --no-print-directory e2e 2>&1 | tee -a target/test.log
+	@awk '/^test result:/ {p+=$$4; f+=$$6} /^e2e: [0-9]+ passed/ {p+=$$2; f+=$$4} END {printf "%d passed, %d failed\n", p, f}' target/test.log
+
+## The web page in headless Chromium against the test host and the fake
+## Azure OpenAI (installs Debian chromium and playwright-core when missing);
+## screenshots in target/e2e/. See tests/e2e/run.sh.
+.PHONY: e2e
+e2e: wasm
+	CARGO=$(CARGO) tests/e2e/run.sh
 
 ## Run the app on its embedded defaults.
 up:
@@ -71,6 +79,7 @@ endif
 bench: wasm
 	$(CARGO) run -p ragspin-host --bin ragspin-bench
 	$(CARGO) run -p ragspin-host --bin ragspin-query-bench
+	$(CARGO) run -p ragspin-host --bin ragspin-retrieval-bench
 
 clean:
 	$(CARGO) clean

@@ -1,7 +1,28 @@
-//! The web component (`GET /` and the static assets).
+//! The web component: the chat and upload page at `GET /` and its assets,
+//! all embedded in the component (see [`site`]).
 //!
-//! Not built yet: every request is answered with JSON 501
-//! `{"error":{"code":"not_implemented","message":"<METHOD> <path> is not implemented yet"}}`.
-#![cfg(target_arch = "wasm32")]
+//! [`site::serve`] holds the behaviour (asset table, `ETag` /
+//! `If-None-Match`, `HEAD`, JSON 404 and 405) and is tested natively; the
+//! component wraps it in [`ragspin_access::guard`] with
+//! [`ragspin_access::RouteKind::Page`], which adds the page's same-origin
+//! content-security-policy and the other security headers, and turns an
+//! `Err` into the JSON error body. The page is public: it holds no data,
+//! and everything it shows comes from the authenticated APIs.
 
-ragspin_spin::http_component!(ragspin_spin::not_implemented_handler);
+pub mod site;
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use ragspin_access::{RouteKind, guard};
+    use ragspin_core::{HttpRequest, HttpResponse};
+    use ragspin_spin::SpinConfig;
+
+    ragspin_spin::http_component!(handle);
+
+    async fn handle(request: HttpRequest) -> HttpResponse {
+        guard(&request, &SpinConfig, RouteKind::Page, || async {
+            crate::site::serve(&request)
+        })
+        .await
+    }
+}

@@ -248,7 +248,8 @@ fn main() -> Result<()> {
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
         .context("RAGSPIN_BENCH_SIZES")?;
-    let dir: PathBuf = std::env::temp_dir().join(format!("ragspin-retrieval-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("ragspin-retrieval-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     println!(
         "\nvector retrieval ({DIMS} d, top 10)      instance  p50 ms   p99 ms   HTTP p50   recall@10"
