@@ -419,12 +419,14 @@ where
 /// question, or close enough in embedding space.
 pub fn relevant_sources(question: &str, hits: &[Hit], min_vector_score: f64) -> Vec<Source> {
     let q = content_words(question);
+    // One shared word is chance when the question has three or more.
+    let needed = if q.len() >= 3 { 2 } else { 1 };
     hits.iter()
         .filter(|h| {
             let lexical = overlap(
                 &q,
                 &content_words(&format!("{} {}", h.heading_path.join(" "), h.text)),
-            ) > 0;
+            ) >= needed;
             lexical || h.scores.vector.is_some_and(|v| v >= min_vector_score)
         })
         .enumerate()

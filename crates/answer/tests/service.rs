@@ -247,6 +247,19 @@ fn says_the_documents_do_not_contain_it_and_cites_nothing_when_nothing_is_releva
 }
 
 #[test]
+fn one_shared_word_is_not_enough_for_a_question_of_three_or_more_content_words() {
+    // Offline (no vector scores): relevance is lexical only. "phone" is in
+    // the phones document, nothing else of the question is.
+    let ctx = offline();
+    let a = ask(&ctx, question("Which arctic birds migrate past the phone mast?"));
+    assert!(!a.found, "{}", a.answer);
+    assert!(a.citations.is_empty());
+    // Two shared words make a source relevant.
+    let a = ask(&ctx, question("How long does the phone battery last in arctic cold?"));
+    assert!(a.found, "{}", a.answer);
+}
+
+#[test]
 fn degrades_to_an_extractive_answer_on_each_chat_failure() {
     let cases = [
         (Error::Timeout("slow".into()), "chat_timeout"),
