@@ -251,11 +251,17 @@ fn one_shared_word_is_not_enough_for_a_question_of_three_or_more_content_words()
     // Offline (no vector scores): relevance is lexical only. "phone" is in
     // the phones document, nothing else of the question is.
     let ctx = offline();
-    let a = ask(&ctx, question("Which arctic birds migrate past the phone mast?"));
+    let a = ask(
+        &ctx,
+        question("Which arctic birds migrate past the phone mast?"),
+    );
     assert!(!a.found, "{}", a.answer);
     assert!(a.citations.is_empty());
     // Two shared words make a source relevant.
-    let a = ask(&ctx, question("How long does the phone battery last in arctic cold?"));
+    let a = ask(
+        &ctx,
+        question("How long does the phone battery last in arctic cold?"),
+    );
     assert!(a.found, "{}", a.answer);
 }
 
