@@ -129,8 +129,10 @@ fn fill(path: &Path, docs: &[Vec<f32>]) -> Result<()> {
     let svc = IndexService::new(&sql, &clock);
     futures::executor::block_on(async {
         svc.migrate().await?;
-        let mut settings = IndexSettings::default();
-        settings.dimensions = Some(DIMS as u32);
+        let mut settings = IndexSettings {
+            dimensions: Some(DIMS as u32),
+            ..Default::default()
+        };
         settings.fields.text_fields = vec!["text".into()];
         svc.put_index("bench", settings).await?;
         let mut csv = String::from("text\n");
