@@ -111,7 +111,7 @@ fn every_component_writes_one_json_line_per_request_without_secrets() {
     let res = api
         .request("POST", "/v1/query")
         .header("x-request-id", "stream-1")
-        .json(&json!({"index": "vault", "question": "Which fruit names the vault code?", "stream": true}))
+        .json(&json!({"index": "vault", "question": "Which vault combination opens it?", "stream": true}))
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
