@@ -6,9 +6,7 @@
 
 use ragspin_access::{Permission, RouteKind, authorize, guard};
 use ragspin_azure::{AzureConfig, EmbeddingsClient};
-use std::cell::RefCell;
-
-use ragspin_core::log::{CallStats, Metered, annotations};
+use ragspin_core::log::{CallStats, Metered, Notes};
 use ragspin_core::{Config, HttpRequest, HttpResponse};
 use ragspin_index::IndexSettings;
 use ragspin_index::api::{self, Access, Context};
@@ -20,12 +18,12 @@ ragspin_spin::http_component!(handle);
 const DEFAULT_BUDGET_MS: u64 = 25_000;
 
 async fn handle(request: HttpRequest) -> HttpResponse {
-    // Log fields: who called, which index, and the embedding calls made.
-    let who: RefCell<(Option<String>, Option<String>)> = RefCell::new((None, None));
-    let stats = CallStats::default();
+    let notes = Notes::default();
     let mut response = guard(&request, &SpinConfig, RouteKind::Api, || async {
         let (access, index) = api::required_access(&request.method, request.path())?;
-        who.borrow_mut().1 = index.map(str::to_owned);
+        if let Some(index) = index {
+            notes.index(index);
+        }
         let permission = match access {
             Access::Read => Permission::Search,
             Access::Write => Permission::Ingest,
@@ -34,16 +32,12 @@ async fn handle(request: HttpRequest) -> HttpResponse {
         let kv = SpinKv::open_default();
         let principal =
             authorize(&request, &kv, &SpinConfig, &SpinClock, permission, index).await?;
-        who.borrow_mut().0 = Some(principal.username.clone());
+        notes.principal(&principal.username);
         let visible = |name: &str| principal.check(Permission::Search, Some(name)).is_ok();
-        Ok(serve(&request, &visible, &stats).await)
+        Ok(serve(&request, &visible, &notes.calls).await)
     })
     .await;
-    let (principal, index) = who.into_inner();
-    response
-        .headers
-        .extend(annotations(principal.as_deref(), index.as_deref()));
-    response.headers.extend(stats.headers());
+    response.headers.extend(notes.headers());
     response
 }
 

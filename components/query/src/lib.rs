@@ -13,7 +13,7 @@ use ragspin_access::{Permission, RouteKind, authenticate, guard};
 use ragspin_answer::config::tune_for_queries;
 use ragspin_answer::{AzureModels, Caller, Ctx, Settings, api};
 use ragspin_azure::AzureConfig;
-use ragspin_core::log::{CallStats, Metered, annotations};
+use ragspin_core::log::{CallStats, Metered, Notes};
 use ragspin_core::{HttpRequest, HttpResponse, Result};
 use ragspin_spin::{Reply, SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
 
@@ -27,15 +27,13 @@ async fn handle(request: HttpRequest) -> Reply {
     // responses): it is parked here, and the headers `guard` computed for
     // an empty 200 are copied onto it.
     let stream: RefCell<Option<LocalBoxStream<'static, Vec<u8>>>> = RefCell::new(None);
-    // Log fields: who asked, about which index, and the model calls made.
-    let who: RefCell<(Option<String>, Option<String>)> = RefCell::new((None, None));
-    let stats = CallStats::default();
+    let notes = Notes::default();
     let mut response = guard(&request, &SpinConfig, RouteKind::Api, || async {
         let kv = SpinKv::open_default();
         let principal = authenticate(&request, &kv, &SpinConfig, &SpinClock).await?;
-        who.borrow_mut().0 = Some(principal.username.clone());
+        notes.principal(&principal.username);
         let call = api::decode(&request)?;
-        who.borrow_mut().1 = Some(call.index().to_owned());
+        notes.index(call.index());
         let permission = match call {
             api::Call::Search(_) => Permission::Search,
             _ => Permission::Query,
@@ -48,7 +46,7 @@ async fn handle(request: HttpRequest) -> Reply {
             scope: serde_json::to_string(&(&principal.role, &principal.indexes))
                 .unwrap_or_default(),
         };
-        let ctx = Rc::new(context(&stats).await?);
+        let ctx = Rc::new(context(&notes.calls).await?);
         Ok(match api::serve(ctx, &caller, call).await {
             api::Reply::Full(response) => response,
             api::Reply::Events(events) => {
@@ -58,10 +56,7 @@ async fn handle(request: HttpRequest) -> Reply {
         })
     })
     .await;
-    let (principal, index) = who.into_inner();
-    response
-        .headers
-        .extend(annotations(principal.as_deref(), index.as_deref()));
+    response.headers.extend(notes.who());
     match stream.into_inner() {
         Some(events) => response
             .headers
@@ -70,9 +65,9 @@ async fn handle(request: HttpRequest) -> Reply {
             .fold(Reply::event_stream(events), |reply, (name, value)| {
                 reply.with_header(&name, value)
             })
-            .with_late_log_fields(Box::new(move || stats.fields())),
+            .with_late_log_fields(Box::new(move || notes.calls.fields())),
         None => {
-            response.headers.extend(stats.headers());
+            response.headers.extend(notes.calls.headers());
             Reply::Full(response)
         }
     }

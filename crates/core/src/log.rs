@@ -195,17 +195,47 @@ impl RequestLog {
     }
 }
 
-/// Annotation headers naming the principal and index of a request, for a
-/// handler to add to its response.
-pub fn annotations(principal: Option<&str>, index: Option<&str>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Some(p) = principal {
-        out.push((format!("{ANNOTATION_PREFIX}principal"), p.to_owned()));
+/// What a handler learns about its request for the log line: who called,
+/// which index, and (through [`Metered`]) the model calls made. One per
+/// request, owned by the handler.
+#[derive(Debug, Default)]
+pub struct Notes {
+    principal: std::cell::RefCell<Option<String>>,
+    index: std::cell::RefCell<Option<String>>,
+    /// The request's outbound model calls; give a clone to [`Metered`].
+    pub calls: CallStats,
+}
+
+impl Notes {
+    /// Who called.
+    pub fn principal(&self, name: &str) {
+        *self.principal.borrow_mut() = Some(name.to_owned());
     }
-    if let Some(i) = index {
-        out.push((format!("{ANNOTATION_PREFIX}index"), i.to_owned()));
+
+    /// The index the request names.
+    pub fn index(&self, name: &str) {
+        *self.index.borrow_mut() = Some(name.to_owned());
     }
-    out
+
+    /// Annotation headers for the principal and index (not the calls: a
+    /// streamed reply reports those when it ends, see [`CallStats::fields`]).
+    pub fn who(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = self.principal.borrow().as_ref() {
+            out.push((format!("{ANNOTATION_PREFIX}principal"), p.clone()));
+        }
+        if let Some(i) = self.index.borrow().as_ref() {
+            out.push((format!("{ANNOTATION_PREFIX}index"), i.clone()));
+        }
+        out
+    }
+
+    /// Every annotation header: [`who`](Self::who) and the calls so far.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut out = self.who();
+        out.extend(self.calls.headers());
+        out
+    }
 }
 
 /// A request id we accept from a caller: 1–64 of `[A-Za-z0-9._-]` (anything
@@ -399,9 +429,10 @@ mod tests {
     fn line_has_path_without_query_and_the_response_fields() {
         let mut log = RequestLog::start("ragspin-query", &request(), || "id1".into());
         let mut response = HttpResponse::error(&crate::Error::NotFound("no index".into()));
-        response
-            .headers
-            .extend(annotations(Some("alice"), Some("docs")));
+        let notes = Notes::default();
+        notes.principal("alice");
+        notes.index("docs");
+        response.headers.extend(notes.headers());
         response
             .headers
             .push(("x-ragspin-log-llm-calls".into(), "2".into()));

@@ -197,22 +197,7 @@ pub async fn not_implemented_handler(request: HttpRequest) -> HttpResponse {
 #[macro_export]
 macro_rules! http_component {
     ($handler:path) => {
-        const _: () = {
-            struct RagspinHttpComponent;
-
-            $crate::spin_sdk::wasip3::http::service::export!(RagspinHttpComponent);
-
-            impl $crate::spin_sdk::wasip3::exports::http::handler::Guest for RagspinHttpComponent {
-                async fn handle(
-                    request: $crate::__private::WasiRequest,
-                ) -> ::core::result::Result<
-                    $crate::__private::WasiResponse,
-                    $crate::__private::ErrorCode,
-                > {
-                    $crate::__private::serve(env!("CARGO_PKG_NAME"), request, $handler).await
-                }
-            }
-        };
+        $crate::__export_handler!($crate::__private::serve, $handler);
     };
 }
 
@@ -226,6 +211,16 @@ macro_rules! http_component {
 #[macro_export]
 macro_rules! http_streaming_component {
     ($handler:path) => {
+        $crate::__export_handler!($crate::__private::serve_reply, $handler);
+    };
+}
+
+/// The export both macros share; `$serve` is the glue function that runs
+/// the handler. Not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_handler {
+    ($serve:path, $handler:path) => {
         const _: () = {
             struct RagspinHttpComponent;
 
@@ -238,7 +233,7 @@ macro_rules! http_streaming_component {
                     $crate::__private::WasiResponse,
                     $crate::__private::ErrorCode,
                 > {
-                    $crate::__private::serve_reply(env!("CARGO_PKG_NAME"), request, $handler).await
+                    $serve(env!("CARGO_PKG_NAME"), request, $handler).await
                 }
             }
         };

@@ -811,35 +811,19 @@ impl Api {
                 );
             }
         }
-        let hash = ragspin_access::password::hash_password(
-            ADMIN_PASSWORD,
-            &ragspin_access::SeededRandom::new(8),
-        )
-        .map_err(|e| anyhow!("hashing the admin password: {e}"))?;
         let mut options = HostOptions::for_tests(root.join("spin.toml"))
-            .variable("jwt_secret", "eval-secret-0123456789-0123456789-abcdef")
-            .variable("admin_password_hash", &hash)
+            .admin(ADMIN_PASSWORD)?
+            .fake_azure(fake)
+            .variable("azure_openai_embedding_deployment", embedding_deployment)
             .variable("ingest_time_budget_ms", "600000")
             .variable("rate_limit_per_minute", "0")
-            .variable("answer_cache_ttl_s", "0")
-            .variable("azure_openai_endpoint", &fake.endpoint())
-            .variable("azure_openai_api_key", fake.api_key())
-            .variable("azure_openai_embedding_deployment", embedding_deployment)
-            .variable("azure_openai_chat_deployment", "gpt-4o-mini");
+            .variable("answer_cache_ttl_s", "0");
         options.only_components = vec!["ingest".into(), "auth".into(), "query".into()];
         let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?;
-        let login: Value = client
-            .post(host.url("/auth/token"))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()?
-            .json()?;
-        let token = login["access_token"]
-            .as_str()
-            .with_context(|| format!("admin login failed: {login}"))?
-            .to_owned();
+        let token = host.login(ADMIN_PASSWORD)?;
         Ok(Self {
             host,
             client,

@@ -237,6 +237,36 @@ impl HostOptions {
         self.variables.insert(name.to_string(), value.to_string());
         self
     }
+
+    /// Azure OpenAI at `endpoint` with `key`, deployments
+    /// `text-embedding-3-small` and `gpt-4o-mini` (the fake's defaults).
+    pub fn azure(self, endpoint: &str, key: &str) -> Self {
+        self.variable("azure_openai_endpoint", endpoint)
+            .variable("azure_openai_api_key", key)
+            .variable(
+                "azure_openai_embedding_deployment",
+                "text-embedding-3-small",
+            )
+            .variable("azure_openai_chat_deployment", "gpt-4o-mini")
+    }
+
+    /// [`azure`](Self::azure) pointing at a running fake.
+    pub fn fake_azure(self, fake: &ragspin_fake_azure::FakeAzure) -> Self {
+        self.azure(&fake.endpoint(), fake.api_key())
+    }
+
+    /// Auth configured for benches and tools: a `jwt_secret` and the
+    /// bootstrap admin with `password` (log in with [`RunningHost::login`]).
+    pub fn admin(self, password: &str) -> Result<Self> {
+        let hash = ragspin_access::password::hash_password(
+            password,
+            &ragspin_access::SeededRandom::new(3),
+        )
+        .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?;
+        Ok(self
+            .variable("jwt_secret", "bench-secret-0123456789-0123456789-abcd")
+            .variable("admin_password_hash", &hash))
+    }
 }
 
 /// A loaded app: an engine, its components and their handlers.
@@ -676,6 +706,19 @@ impl RunningHost {
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
+    }
+
+    /// Logs in as `admin` with `password` over HTTP; the access token.
+    pub fn login(&self, password: &str) -> Result<String> {
+        let login: serde_json::Value = reqwest::blocking::Client::new()
+            .post(self.url("/auth/token"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()?
+            .json()?;
+        login["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("admin login failed: {login}"))
     }
 
     pub fn url(&self, path: &str) -> String {

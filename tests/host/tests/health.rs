@@ -125,16 +125,7 @@ fn readyz_rejects_a_malformed_endpoint_without_leaking_secrets() {
 
 #[test]
 fn readyz_reports_azure_mode_when_fully_configured() {
-    let host = start(
-        app(&["health"])
-            .variable("azure_openai_endpoint", "https://res.openai.azure.com")
-            .variable("azure_openai_api_key", "k")
-            .variable("azure_openai_chat_deployment", "gpt-4o-mini")
-            .variable(
-                "azure_openai_embedding_deployment",
-                "text-embedding-3-small",
-            ),
-    );
+    let host = start(app(&["health"]).azure("https://res.openai.azure.com", "k"));
     let (status, body) = get_json(&host.url("/readyz"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["mode"], "azure");

@@ -9,16 +9,7 @@ use ragspin_fake_azure::{FakeAzure, Fault, Route};
 use serde_json::json;
 
 fn host_for(fake: &FakeAzure) -> Api {
-    Api::start(
-        app(&["ingest"])
-            .variable("azure_openai_endpoint", &fake.endpoint())
-            .variable("azure_openai_api_key", fake.api_key())
-            .variable(
-                "azure_openai_embedding_deployment",
-                "text-embedding-3-small",
-            )
-            .variable("azure_openai_chat_deployment", "gpt-4o-mini"),
-    )
+    Api::start(app(&["ingest"]).fake_azure(fake))
 }
 
 /// Markdown with `n` sections of unique sentences.

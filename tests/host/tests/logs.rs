@@ -42,13 +42,7 @@ fn line_for(pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe, request_id: &str) 
 fn every_component_writes_one_json_line_per_request_without_secrets() {
     let fake = FakeAzure::start().unwrap();
     let (options, pipe) = app(&["health", "ingest", "query"])
-        .variable("azure_openai_endpoint", &fake.endpoint())
-        .variable("azure_openai_api_key", fake.api_key())
-        .variable(
-            "azure_openai_embedding_deployment",
-            "text-embedding-3-small",
-        )
-        .variable("azure_openai_chat_deployment", "gpt-4o-mini")
+        .fake_azure(&fake)
         .capturing_stdout();
     let api = Api::start(options);
 

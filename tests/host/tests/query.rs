@@ -25,17 +25,6 @@ const CAFE: &str =
     "# Café\n\nThe café opens at 8 and closes at noon. Parking is free for visitors.\n";
 const BATTERY: &str = "What is the battery life of the Zephyr phone?";
 
-fn with_azure(options: HostOptions, endpoint: &str, key: &str) -> HostOptions {
-    options
-        .variable("azure_openai_endpoint", endpoint)
-        .variable("azure_openai_api_key", key)
-        .variable(
-            "azure_openai_embedding_deployment",
-            "text-embedding-3-small",
-        )
-        .variable("azure_openai_chat_deployment", "gpt-4o-mini")
-}
-
 /// The app with ingest + query, an index `docs` holding two documents.
 fn app_with_docs(options: HostOptions) -> Api {
     let api = Api::start(options);
@@ -53,11 +42,7 @@ fn app_with_docs(options: HostOptions) -> Api {
 }
 
 fn online(fake: &FakeAzure) -> Api {
-    app_with_docs(with_azure(
-        app(&["ingest", "query"]),
-        &fake.endpoint(),
-        fake.api_key(),
-    ))
+    app_with_docs(app(&["ingest", "query"]).fake_azure(fake))
 }
 
 fn query(api: &Api, body: Value) -> (u16, Value) {
@@ -318,7 +303,8 @@ fn chat_failures_degrade_to_extractive_answers_with_the_reason() {
 
 fn online_with(fake: &FakeAzure, chat_timeout_ms: &str) -> Api {
     app_with_docs(
-        with_azure(app(&["ingest", "query"]), &fake.endpoint(), fake.api_key())
+        app(&["ingest", "query"])
+            .fake_azure(fake)
             .variable("chat_timeout_ms", chat_timeout_ms),
     )
 }
@@ -567,11 +553,9 @@ impl SlowUpstream {
 #[test]
 fn a_client_that_disconnects_mid_stream_stops_the_upstream_call() {
     let upstream = SlowUpstream::start();
-    let api = app_with_docs(with_azure(
-        app(&["ingest", "query"]),
-        &format!("http://{}", upstream.addr),
-        "slow-key",
-    ));
+    let api = app_with_docs(
+        app(&["ingest", "query"]).azure(&format!("http://{}", upstream.addr), "slow-key"),
+    );
     let mut res = api
         .request("POST", "/v1/query")
         .json(&json!({"index": "docs", "question": BATTERY, "stream": true}))

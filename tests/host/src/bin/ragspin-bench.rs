@@ -2,7 +2,7 @@
 //! loopback. Bounded: a fixed number of sequential requests per route.
 //! Numbers are the wasmtime host's, not Spin's; compare runs on one machine.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ragspin_host::{HostOptions, RunningHost};
 use std::time::{Duration, Instant};
 
@@ -109,32 +109,17 @@ fn ingest() -> Result<()> {
     use ragspin_fake_azure::FakeAzure;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let fake = FakeAzure::start()?;
-    let secret = "bench-secret-0123456789-0123456789-abcd";
     let password = "bench-admin-password";
-    let hash =
-        ragspin_access::password::hash_password(password, &ragspin_access::SeededRandom::new(3))?;
     let mut options = HostOptions::for_tests(root.join("spin.toml"))
-        .variable("jwt_secret", secret)
-        .variable("admin_password_hash", &hash)
-        .variable("azure_openai_endpoint", &fake.endpoint())
-        .variable("azure_openai_api_key", fake.api_key())
-        .variable(
-            "azure_openai_embedding_deployment",
-            "text-embedding-3-small",
-        )
-        .variable("azure_openai_chat_deployment", "gpt-4o-mini")
+        .admin(password)?
+        .fake_azure(&fake)
         .variable("ingest_time_budget_ms", "600000");
     options.only_components = vec!["ingest".into(), "auth".into()];
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()?;
-    let login: serde_json::Value = client
-        .post(host.url("/auth/token"))
-        .json(&serde_json::json!({"username": "admin", "password": password}))
-        .send()?
-        .json()?;
-    let token = login["access_token"].as_str().context("login")?.to_string();
+    let token = host.login(password)?;
     println!();
     println!(
         "ingest (fake Azure, zero latency)   bytes      chunks   seconds   MB/s   embed calls"

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ragspin_fake_azure::FakeAzure;
 use ragspin_host::{HostOptions, RunningHost};
 use serde_json::{Value, json};
@@ -126,35 +126,20 @@ fn run(url: &str, token: &str, bodies: &[Value], concurrency: usize) -> Result<R
 fn start(online: Option<&FakeAzure>, cache: bool) -> Result<(RunningHost, String)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let password = "bench-admin-password";
-    let hash =
-        ragspin_access::password::hash_password(password, &ragspin_access::SeededRandom::new(3))?;
     let mut options = HostOptions::for_tests(root.join("spin.toml"))
-        .variable("jwt_secret", "bench-secret-0123456789-0123456789-abcd")
-        .variable("admin_password_hash", &hash)
+        .admin(password)?
         .variable("ingest_time_budget_ms", "600000")
         .variable("rate_limit_per_minute", "0")
         .variable("answer_cache_ttl_s", if cache { "86400" } else { "0" });
     if let Some(fake) = online {
-        options = options
-            .variable("azure_openai_endpoint", &fake.endpoint())
-            .variable("azure_openai_api_key", fake.api_key())
-            .variable(
-                "azure_openai_embedding_deployment",
-                "text-embedding-3-small",
-            )
-            .variable("azure_openai_chat_deployment", "gpt-4o-mini");
+        options = options.fake_azure(fake);
     }
     options.only_components = vec!["ingest".into(), "auth".into(), "query".into()];
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()?;
-    let login: Value = client
-        .post(host.url("/auth/token"))
-        .json(&json!({"username": "admin", "password": password}))
-        .send()?
-        .json()?;
-    let token = login["access_token"].as_str().context("login")?.to_string();
+    let token = host.login(password)?;
     let settings = json!({"fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}});
     let res = client
         .put(host.url("/v1/indexes/bench"))

@@ -221,11 +221,8 @@ fn run(
 
 fn start(db: &Path) -> Result<(RunningHost, String, ragspin_host::MemoryOutputPipe)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let hash =
-        ragspin_access::password::hash_password(PASSWORD, &ragspin_access::SeededRandom::new(3))?;
     let (mut options, logs) = HostOptions::for_tests(root.join("spin.toml"))
-        .variable("jwt_secret", "bench-secret-0123456789-0123456789-abcd")
-        .variable("admin_password_hash", &hash)
+        .admin(PASSWORD)?
         .variable("rate_limit_per_minute", "0")
         .capturing_stdout();
     options
@@ -234,12 +231,7 @@ fn start(db: &Path) -> Result<(RunningHost, String, ragspin_host::MemoryOutputPi
         .insert("default".into(), Backing::File(db.to_path_buf()));
     options.only_components = vec!["auth".into(), "query".into()];
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
-    let login: Value = reqwest::blocking::Client::new()
-        .post(host.url("/auth/token"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()?
-        .json()?;
-    let token = login["access_token"].as_str().context("login")?.to_string();
+    let token = host.login(PASSWORD)?;
     Ok((host, token, logs))
 }
 
