@@ -3,12 +3,13 @@
 //! filters applied inside each retriever (before any top-k cut).
 //!
 //! Vector search never reads one row per vector: it scans the version's
-//! blocks (binary codes → Hamming top `BINARY_CANDIDATES`, then int8 dot
-//! products → top `INT8_CANDIDATES`), then reads the full `f32` vectors of
-//! only those candidates for exact cosine rescoring. Decoded blocks are
-//! cached in the instance, keyed by (index, version, generation); every
-//! write bumps the generation, so a stale cache is impossible by
-//! construction.
+//! sign bits (read from the blocks, 1,024 vectors per row) by Hamming
+//! distance → top [`BINARY_CANDIDATES`], rescores those with the query's own
+//! floats against their bits (asymmetric, no extra data) → top
+//! [`RESCORED_CANDIDATES`], then reads the full `f32` vectors of only those,
+//! in one result row, for exact cosine rescoring. The bits are cached in the
+//! instance, keyed by (index, version, generation); every write bumps the
+//! generation, so a stale cache is impossible by construction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,12 +18,12 @@ use ragspin_core::{Error, Result, Sql, SqlValue};
 use serde::{Deserialize, Serialize};
 
 use crate::sqlval::{int, real, text};
-use crate::vectors::{Block, binary_code, decode_f32, int8_code};
+use crate::vectors::{BitIndex, binary_code, decode_f32, hamming};
 
-/// Binary-code candidates kept per query (before int8 rescoring).
-pub const BINARY_CANDIDATES: usize = 400;
-/// Int8 candidates kept per query (before exact rescoring).
-pub const INT8_CANDIDATES: usize = 100;
+/// Hamming-distance candidates kept per query (before asymmetric rescoring).
+pub const BINARY_CANDIDATES: usize = 2000;
+/// Asymmetric-score candidates kept per query (before exact rescoring).
+pub const RESCORED_CANDIDATES: usize = 200;
 /// Reciprocal rank fusion constant.
 pub const RRF_K: f64 = 60.0;
 /// Largest `top_k`.
@@ -265,7 +266,7 @@ pub struct SearchResult {
 }
 
 type CacheKey = (String, i64, i64);
-type CachedBlocks = Arc<Vec<Block>>;
+type CachedBlocks = Arc<BitIndex>;
 
 /// Decoded blocks of the most recently searched versions (per instance).
 fn block_cache() -> &'static Mutex<Vec<(CacheKey, CachedBlocks)>> {
@@ -535,9 +536,11 @@ async fn load_blocks_cached<S: Sql>(
     {
         return Ok(blocks.clone());
     }
+    // Only the columns before `codes`: SQLite stops reading a row's
+    // overflow pages at the last column asked for.
     let rows = sql
         .query(
-            "SELECT dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+            "SELECT dimensions, ids, bits FROM rs_vector_blocks
              WHERE index_name = ?1 AND version = ?2 ORDER BY block",
             &[
                 SqlValue::Text(index.to_string()),
@@ -545,25 +548,25 @@ async fn load_blocks_cached<S: Sql>(
             ],
         )
         .await?;
-    let blob = |v: Option<&SqlValue>| match v {
-        Some(SqlValue::Blob(b)) => b.clone(),
-        _ => Vec::new(),
-    };
-    let blocks: Vec<Block> = rows
-        .rows
-        .iter()
-        .map(|r| {
-            Block::decode(
-                int(r.0.first()) as usize,
-                &blob(r.0.get(1)),
-                &blob(r.0.get(2)),
-                &blob(r.0.get(3)),
-                &blob(r.0.get(4)),
-            )
-            .ok_or_else(|| Error::Storage("corrupt vector block".into()))
-        })
-        .collect::<Result<_>>()?;
-    let blocks = Arc::new(blocks);
+    let mut bits = BitIndex::new(rows.rows.first().map_or(0, |r| int(r.0.first()) as usize));
+    for mut r in rows.rows {
+        let dims = int(r.0.first()) as usize;
+        let codes = match r.0.get_mut(2) {
+            Some(SqlValue::Blob(b)) => std::mem::take(b),
+            _ => return Err(Error::Storage("corrupt vector block".into())),
+        };
+        let Some(SqlValue::Blob(ids)) = r.0.get(1) else {
+            return Err(Error::Storage("corrupt vector block".into()));
+        };
+        if dims != bits.dimensions {
+            return Err(Error::Storage(
+                "vector blocks disagree on dimensions".into(),
+            ));
+        }
+        bits.push_columns(ids, codes)
+            .ok_or_else(|| Error::Storage("corrupt vector block".into()))?;
+    }
+    let blocks = Arc::new(bits);
     let mut cache = block_cache().lock().unwrap();
     cache.retain(|(k, _)| !(k.0 == key.0 && k.1 == key.1));
     cache.push((key, blocks.clone()));
@@ -600,7 +603,7 @@ async fn allowed_ids<S: Sql>(
     Ok(Some(rows.rows.iter().map(|r| int(r.0.first())).collect()))
 }
 
-/// The binary → int8 → exact cosine cascade.
+/// The binary → asymmetric → exact cosine cascade.
 pub async fn vector_ranked<S: Sql>(
     sql: &S,
     index: &str,
@@ -610,10 +613,11 @@ pub async fn vector_ranked<S: Sql>(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>> {
-    let blocks = load_blocks_cached(sql, index, version, generation).await?;
-    let Some(dims) = blocks.first().map(|b| b.dimensions) else {
+    let bits = load_blocks_cached(sql, index, version, generation).await?;
+    if bits.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let dims = bits.dimensions;
     if query.len() != dims {
         return Err(Error::Conflict(format!(
             "the query embedding has {} dimensions but index {index:?} holds {dims}",
@@ -622,101 +626,158 @@ pub async fn vector_ranked<S: Sql>(
     }
     let allowed = allowed_ids(sql, index, version, filter).await?;
     let candidates = cascade(
-        &blocks,
+        &bits,
         query,
         allowed.as_ref(),
         BINARY_CANDIDATES.max(limit),
-        INT8_CANDIDATES.max(limit),
+        RESCORED_CANDIDATES.max(limit),
     );
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Exact rescoring on the full vectors of the candidates only.
-    let placeholders: Vec<String> = (0..candidates.len())
-        .map(|k| format!("?{}", k + 1))
-        .collect();
-    let rows = sql
-        .query(
-            &format!(
-                "SELECT id, vector FROM rs_chunks WHERE id IN ({})",
-                placeholders.join(", ")
-            ),
-            &candidates
-                .iter()
-                .map(|id| SqlValue::Integer(*id))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-    let mut scored: Vec<(i64, f64)> = rows
-        .rows
-        .iter()
-        .filter_map(|r| {
-            let id = int(r.0.first());
-            match r.0.get(1) {
-                Some(SqlValue::Blob(b)) => decode_f32(b).map(|v| (id, cosine(query, &v))),
-                _ => None,
-            }
-        })
+    let mut scored: Vec<(i64, f64)> = full_vectors(sql, &candidates, dims)
+        .await?
+        .into_iter()
+        .map(|(id, v)| (id, cosine(query, &v)))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(limit);
     Ok(scored)
 }
 
-/// Candidate ids for `query`: Hamming top `n_binary`, then int8 top `n_int8`.
+/// The full vectors of `ids`, read as **one** result row: Spin returns rows
+/// one at a time (≈15–22 µs each), so 200 candidates would cost 3–4 ms as
+/// rows. `group_concat` appends each BLOB's bytes as they are (SQLite does
+/// not check text encoding) and the `CAST` hands them back as a BLOB; both
+/// aggregates see the rows in the same order.
+pub async fn full_vectors<S: Sql>(
+    sql: &S,
+    ids: &[i64],
+    dims: usize,
+) -> Result<Vec<(i64, Vec<f32>)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..ids.len()).map(|k| format!("?{}", k + 2)).collect();
+    let mut params = vec![SqlValue::Integer(dims as i64 * 4)];
+    params.extend(ids.iter().map(|id| SqlValue::Integer(*id)));
+    let rows = sql
+        .query(
+            &format!(
+                "SELECT group_concat(id), CAST(group_concat(vector, '') AS BLOB)
+                 FROM (SELECT id, vector FROM rs_chunks
+                       WHERE id IN ({}) AND length(vector) = ?1)",
+                placeholders.join(", ")
+            ),
+            &params,
+        )
+        .await?;
+    let Some(row) = rows.rows.first() else {
+        return Ok(Vec::new());
+    };
+    let found: Vec<i64> = match row.0.first() {
+        Some(SqlValue::Text(list)) => list.split(',').filter_map(|x| x.parse().ok()).collect(),
+        Some(SqlValue::Integer(id)) => vec![*id],
+        _ => return Ok(Vec::new()),
+    };
+    let bytes = match row.0.get(1) {
+        Some(SqlValue::Blob(b)) => b.as_slice(),
+        _ => &[],
+    };
+    if bytes.len() != found.len() * dims * 4 {
+        return Err(Error::Storage(format!(
+            "read {} vector bytes for {} vectors of {dims} dimensions",
+            bytes.len(),
+            found.len()
+        )));
+    }
+    Ok(found
+        .into_iter()
+        .zip(bytes.chunks_exact(dims * 4))
+        .filter_map(|(id, b)| decode_f32(b).map(|v| (id, v)))
+        .collect())
+}
+
+/// Candidate ids for `query`: the `n_binary` nearest sign codes by Hamming
+/// distance, then the `n_rescored` best of those by the asymmetric score
+/// `Σ qᵢ·(bitᵢ ? 1 : −1)` (the query's floats against the stored bits,
+/// which ranks far better than Hamming distance for the same bits).
 pub fn cascade(
-    blocks: &[Block],
+    bits: &BitIndex,
     query: &[f32],
     allowed: Option<&HashSet<i64>>,
     n_binary: usize,
-    n_int8: usize,
+    n_rescored: usize,
 ) -> Vec<i64> {
-    let dims = query.len();
-    let qbits = binary_code(query);
-    let bits_len = dims.div_ceil(8);
-    // (hamming, block, slot)
-    let mut first: Vec<(u32, usize, usize)> = Vec::new();
-    for (bi, block) in blocks.iter().enumerate() {
-        for (slot, id) in block.ids.iter().enumerate() {
-            if *id == 0 || allowed.is_some_and(|a| !a.contains(id)) {
-                continue;
-            }
-            let code = &block.bits[slot * bits_len..(slot + 1) * bits_len];
-            let d: u32 = code
+    let per = bits.per;
+    let qcode = binary_code(query);
+    // Hamming distances (u32::MAX = skipped), then the threshold that keeps
+    // `n_binary` of them, from a histogram (distances are at most `dims`).
+    let mut histogram = vec![0usize; bits.dimensions + 2];
+    let distances: Vec<Vec<u32>> = bits
+        .blocks
+        .iter()
+        .map(|block| {
+            block
+                .ids
                 .iter()
-                .zip(&qbits)
-                .map(|(a, b)| (a ^ b).count_ones())
-                .sum();
-            first.push((d, bi, slot));
+                .zip(block.bits.chunks_exact(per.max(1)))
+                .map(|(id, code)| {
+                    if *id == 0 || allowed.is_some_and(|a| !a.contains(id)) {
+                        return u32::MAX;
+                    }
+                    let d = hamming(code, &qcode);
+                    histogram[d as usize] += 1;
+                    d
+                })
+                .collect()
+        })
+        .collect();
+    let mut kept = 0;
+    let mut threshold = 0u32;
+    for (d, n) in histogram.iter().enumerate() {
+        threshold = d as u32;
+        kept += n;
+        if kept >= n_binary {
+            break;
         }
     }
-    if first.len() > n_binary {
-        first.select_nth_unstable_by_key(n_binary, |c| c.0);
-        first.truncate(n_binary);
+    let mut at_threshold = n_binary.saturating_sub(kept - histogram[threshold as usize]);
+    let mut first: Vec<(usize, usize)> = Vec::with_capacity(n_binary);
+    for (b, block) in distances.iter().enumerate() {
+        for (slot, d) in block.iter().enumerate() {
+            if *d < threshold {
+                first.push((b, slot));
+            } else if *d == threshold && at_threshold > 0 {
+                first.push((b, slot));
+                at_threshold -= 1;
+            }
+        }
     }
-    let (qcodes, _) = int8_code(query);
-    let mut second: Vec<(i64, i64)> = first
+    // Asymmetric scores through a table per byte: entry `b` of table `j`
+    // is Σ over the 8 bits of `b` of ±q[8j + i].
+    let mut table = vec![0f32; per * 256];
+    for j in 0..per {
+        let t = &mut table[j * 256..(j + 1) * 256];
+        let q = |i: usize| query.get(j * 8 + i).copied().unwrap_or(0.0);
+        t[0] = -(0..8).map(q).sum::<f32>();
+        for b in 1..256usize {
+            let low = b.trailing_zeros() as usize;
+            t[b] = t[b & (b - 1)] + 2.0 * q(low);
+        }
+    }
+    let mut second: Vec<(f32, i64)> = first
         .iter()
-        .map(|(_, bi, slot)| {
-            let block = &blocks[*bi];
-            let codes = &block.codes[slot * dims..(slot + 1) * dims];
-            let dot: i64 = codes
+        .map(|(b, slot)| {
+            let block = &bits.blocks[*b];
+            let score: f32 = block
+                .code(*slot, per)
                 .iter()
-                .zip(&qcodes)
-                .map(|(a, b)| *a as i64 * *b as i64)
+                .zip(table.chunks_exact(256))
+                .map(|(byte, t)| t[*byte as usize])
                 .sum();
-            // Normalise by the stored vector's int8 norm so cosine order is kept.
-            let norm: i64 = codes
-                .iter()
-                .map(|a| *a as i64 * *a as i64)
-                .sum::<i64>()
-                .max(1);
-            let score = (dot as f64 / (norm as f64).sqrt() * 1e6) as i64;
             (score, block.ids[*slot])
         })
         .collect();
-    second.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    second.truncate(n_int8);
+    second.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    second.truncate(n_rescored);
     second.into_iter().map(|(_, id)| id).collect()
 }
 

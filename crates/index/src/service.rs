@@ -864,7 +864,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     }
 
     async fn save_block(&self, index: &str, version: i64, no: i64, block: &Block) -> Result<()> {
-        let (ids, bits, codes, scales) = block.encode();
+        let (ids, bits) = block.encode();
         self.sql
             .execute(
                 "INSERT OR REPLACE INTO rs_vector_blocks (index_name, version, block, dimensions, ids, bits, codes, scales)
@@ -876,8 +876,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     i(block.dimensions as i64),
                     SqlValue::Blob(ids),
                     SqlValue::Blob(bits),
-                    SqlValue::Blob(codes),
-                    SqlValue::Blob(scales),
+                    // Unused since the int8 stage was dropped (see `vectors`).
+                    SqlValue::Blob(Vec::new()),
+                    SqlValue::Blob(Vec::new()),
                 ],
             )
             .await
@@ -888,7 +889,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let rows = self
             .sql
             .query(
-                "SELECT block, dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+                "SELECT block, dimensions, ids, bits FROM rs_vector_blocks
                  WHERE index_name = ?1 AND version = ?2 ORDER BY block DESC LIMIT 1",
                 &[t(index), i(version)],
             )
@@ -901,7 +902,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let rows = self
             .sql
             .query(
-                "SELECT block, dimensions, ids, bits, codes, scales FROM rs_vector_blocks
+                "SELECT block, dimensions, ids, bits FROM rs_vector_blocks
                  WHERE index_name = ?1 AND version = ?2 ORDER BY block",
                 &[t(index), i(version)],
             )
@@ -1329,19 +1330,18 @@ fn decode_block_rows(rows: &ragspin_core::Rows) -> Result<Vec<(i64, Block)>> {
         .map(|r| {
             let dims = int(r.0.get(1)) as usize;
             let b = |k| blob(r.0.get(k)).unwrap_or_default();
-            Block::decode(dims, &b(2), &b(3), &b(4), &b(5))
+            Block::decode(dims, &b(2), &b(3))
                 .map(|block| (int(r.0.first()), block))
                 .ok_or_else(|| Error::Storage("corrupt vector block".into()))
         })
         .collect()
 }
 
-/// Rewrites blocks without tombstones, copying codes as they are.
+/// Rewrites blocks without tombstones.
 fn compact(blocks: &[(i64, Block)]) -> Vec<Block> {
     let Some(dims) = blocks.first().map(|(_, b)| b.dimensions) else {
         return Vec::new();
     };
-    let bits_len = dims.div_ceil(8);
     let mut out: Vec<Block> = Vec::new();
     for (_, b) in blocks {
         for (slot, id) in b.ids.iter().enumerate() {
@@ -1351,13 +1351,7 @@ fn compact(blocks: &[(i64, Block)]) -> Vec<Block> {
             if out.last().is_none_or(|o| o.len() >= BLOCK_CAPACITY) {
                 out.push(Block::new(dims));
             }
-            let o = out.last_mut().expect("a block");
-            o.ids.push(*id);
-            o.bits
-                .extend_from_slice(&b.bits[slot * bits_len..(slot + 1) * bits_len]);
-            o.codes
-                .extend_from_slice(&b.codes[slot * dims..(slot + 1) * dims]);
-            o.scales.push(b.scales[slot]);
+            out.last_mut().expect("a block").push_slot(b, slot);
         }
     }
     out

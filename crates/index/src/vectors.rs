@@ -3,14 +3,18 @@
 //!
 //! * Each chunk keeps its full-precision vector in `rs_chunks.vector`
 //!   (little-endian `f32`, `4 × d` bytes) — read only for the few candidates
-//!   that get exactly rescored.
-//! * Vectors are also appended to **blocks** (`rs_vector_blocks`), 1,024 per
-//!   row, each block holding for every slot: the chunk id (`i64` LE; `0` is a
-//!   tombstone), the sign bits (`⌈d/8⌉` bytes, bit `i` set when `x[i] > 0`)
-//!   and int8 codes (`d` bytes) with one `f32` LE scale per vector
-//!   (`x[i] ≈ code[i] × scale`, symmetric, `scale = max|x| / 127`).
-//!   100k vectors are ~98 rows: a binary → int8 → f32 cascade reads the
-//!   blocks, then the top candidates' full vectors.
+//!   that get exactly rescored, all of them in one result row (see
+//!   `search::full_vectors`).
+//! * Sign bits are also appended to **blocks** (`rs_vector_blocks`), 1,024
+//!   vectors per row: `ids` holds the chunk ids (`i64` LE; `0` is a
+//!   tombstone) and `bits` the sign bits (`⌈d/8⌉` bytes per vector, bit `i`
+//!   set when `x[i] > 0`). 100k vectors of 1,536 dimensions are 98 rows and
+//!   19.6 MB; a fresh instance reads only `ids` and `bits` (the columns
+//!   before the large ones, so SQLite never walks past them).
+//! * The `codes` and `scales` columns held int8 codes in the first layout;
+//!   new blocks store them empty, and nothing reads them. Reading 1,536 int8
+//!   bytes per vector made a fresh 100k search read 174 MB; the asymmetric
+//!   binary stage (`search::cascade`) replaced them.
 //! * Deletes tombstone slots; [`needs_compaction`] says when a version's
 //!   blocks should be rewritten. All block writes happen in the same
 //!   transaction as the document's other writes.
@@ -47,28 +51,12 @@ pub fn binary_code(v: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Symmetric int8 quantisation: `(codes, scale)` with `x ≈ code × scale`.
-pub fn int8_code(v: &[f32]) -> (Vec<i8>, f32) {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if max == 0.0 || !max.is_finite() {
-        return (vec![0; v.len()], 0.0);
-    }
-    let scale = max / 127.0;
-    let codes = v
-        .iter()
-        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
-        .collect();
-    (codes, scale)
-}
-
 /// One block row, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
     pub dimensions: usize,
     pub ids: Vec<i64>,
     pub bits: Vec<u8>,
-    pub codes: Vec<i8>,
-    pub scales: Vec<f32>,
 }
 
 impl Block {
@@ -77,8 +65,6 @@ impl Block {
             dimensions,
             ids: Vec::new(),
             bits: Vec::new(),
-            codes: Vec::new(),
-            scales: Vec::new(),
         }
     }
 
@@ -105,9 +91,6 @@ impl Block {
         debug_assert_ne!(chunk_id, 0);
         self.ids.push(chunk_id);
         self.bits.extend(binary_code(v));
-        let (codes, scale) = int8_code(v);
-        self.codes.extend(codes);
-        self.scales.push(scale);
     }
 
     /// Tombstones every slot whose id is in `ids`; returns how many.
@@ -122,32 +105,17 @@ impl Block {
         n
     }
 
-    /// The four BLOB columns: ids, bits, codes, scales.
-    pub fn encode(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    /// The `ids` and `bits` BLOB columns.
+    pub fn encode(&self) -> (Vec<u8>, Vec<u8>) {
         (
             self.ids.iter().flat_map(|x| x.to_le_bytes()).collect(),
             self.bits.clone(),
-            self.codes.iter().map(|c| *c as u8).collect(),
-            self.scales.iter().flat_map(|x| x.to_le_bytes()).collect(),
         )
     }
 
-    /// Decodes the four BLOB columns; `None` when their lengths disagree.
-    pub fn decode(
-        dimensions: usize,
-        ids: &[u8],
-        bits: &[u8],
-        codes: &[u8],
-        scales: &[u8],
-    ) -> Option<Self> {
-        if !ids.len().is_multiple_of(8) {
-            return None;
-        }
-        let n = ids.len() / 8;
-        if bits.len() != n * dimensions.div_ceil(8)
-            || codes.len() != n * dimensions
-            || scales.len() != n * 4
-        {
+    /// Decodes the `ids` and `bits` columns; `None` when their lengths disagree.
+    pub fn decode(dimensions: usize, ids: &[u8], bits: &[u8]) -> Option<Self> {
+        if !ids.len().is_multiple_of(8) || bits.len() != ids.len() / 8 * dimensions.div_ceil(8) {
             return None;
         }
         Some(Self {
@@ -157,10 +125,99 @@ impl Block {
                 .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
                 .collect(),
             bits: bits.to_vec(),
-            codes: codes.iter().map(|b| *b as i8).collect(),
-            scales: decode_f32(scales)?,
         })
     }
+
+    /// Copies slot `slot` (id and bits) of `from` to the end of this block.
+    pub fn push_slot(&mut self, from: &Block, slot: usize) {
+        let n = self.dimensions.div_ceil(8);
+        self.ids.push(from.ids[slot]);
+        self.bits
+            .extend_from_slice(&from.bits[slot * n..(slot + 1) * n]);
+    }
+}
+
+/// The sign bits of one version's vectors as read from the blocks — each
+/// block's `bits` BLOB kept as it is (no copy: a fresh instance at 100k
+/// vectors would otherwise copy 19 MB once more), ids decoded alongside
+/// (`0` = tombstone).
+#[derive(Debug, Clone, Default)]
+pub struct BitIndex {
+    pub dimensions: usize,
+    /// Bytes per vector, `⌈d/8⌉`.
+    pub per: usize,
+    pub blocks: Vec<BitBlock>,
+}
+
+/// One block of [`BitIndex`].
+#[derive(Debug, Clone, Default)]
+pub struct BitBlock {
+    pub ids: Vec<i64>,
+    pub bits: Vec<u8>,
+}
+
+impl BitBlock {
+    /// The sign bits of slot `slot`.
+    pub fn code(&self, slot: usize, per: usize) -> &[u8] {
+        &self.bits[slot * per..(slot + 1) * per]
+    }
+}
+
+impl BitIndex {
+    pub fn new(dimensions: usize) -> Self {
+        Self {
+            dimensions,
+            per: dimensions.div_ceil(8),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Vectors held, tombstones included.
+    pub fn len(&self) -> usize {
+        self.blocks.iter().map(|b| b.ids.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.iter().all(|b| b.ids.is_empty())
+    }
+
+    /// Appends one block's `ids` and `bits` columns as stored; `None` when
+    /// their lengths disagree.
+    pub fn push_columns(&mut self, ids: &[u8], bits: Vec<u8>) -> Option<()> {
+        if !ids.len().is_multiple_of(8) || bits.len() != ids.len() / 8 * self.per {
+            return None;
+        }
+        let ids = ids
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        self.blocks.push(BitBlock { ids, bits });
+        Some(())
+    }
+
+    /// Appends every slot of `block`.
+    pub fn push_block(&mut self, block: &Block) {
+        self.blocks.push(BitBlock {
+            ids: block.ids.clone(),
+            bits: block.bits.clone(),
+        });
+    }
+}
+
+/// Bits that differ between two codes of the same length, 64 at a time.
+pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
+    let (a8, ar) = a.split_at(a.len() / 8 * 8);
+    let (b8, br) = b.split_at(a8.len());
+    let mut d = 0;
+    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(y.try_into().expect("8 bytes"));
+        d += (x ^ y).count_ones();
+    }
+    for (x, y) in ar.iter().zip(br) {
+        d += (x ^ y).count_ones();
+    }
+    d
 }
 
 /// Whether a version's blocks carry enough tombstones to be worth rewriting.
@@ -186,27 +243,43 @@ mod tests {
     }
 
     #[test]
-    fn int8_codes_reconstruct_within_half_a_step() {
-        let v: Vec<f32> = (0..64).map(|i| ((i as f32) * 0.37).sin()).collect();
-        let (codes, scale) = int8_code(&v);
-        for (x, c) in v.iter().zip(&codes) {
-            assert!((x - *c as f32 * scale).abs() <= scale / 2.0 + 1e-6);
-        }
-        assert_eq!(int8_code(&[0.0, 0.0]), (vec![0, 0], 0.0));
-    }
-
-    #[test]
     fn blocks_round_trip_and_tombstone() {
         let mut b = Block::new(3);
         b.push(7, &[1.0, -2.0, 0.5]);
         b.push(9, &[-1.0, 2.0, 0.0]);
-        let (ids, bits, codes, scales) = b.encode();
-        let decoded = Block::decode(3, &ids, &bits, &codes, &scales).unwrap();
+        let (ids, bits) = b.encode();
+        let decoded = Block::decode(3, &ids, &bits).unwrap();
         assert_eq!(decoded, b);
         let mut d = decoded;
         assert_eq!(d.tombstone(&[9].into_iter().collect()), 1);
         assert_eq!(d.live(), 1);
-        assert!(Block::decode(3, &ids[..8], &bits, &codes, &scales).is_none());
+        assert!(Block::decode(3, &ids[..8], &bits).is_none());
+    }
+
+    #[test]
+    fn bit_index_keeps_block_bytes_and_counts_differing_bits() {
+        // 70 dimensions: 9 bytes per vector (8 whole words' worth and one more).
+        let a: Vec<f32> = (0..70)
+            .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let b: Vec<f32> = (0..70).map(|i| if i >= 64 { 1.0 } else { -1.0 }).collect();
+        let mut block = Block::new(70);
+        block.push(1, &a);
+        block.push(2, &b);
+        let mut index = BitIndex::new(70);
+        let (ids, bits) = block.encode();
+        assert!(index.push_columns(&ids, bits[..9].to_vec()).is_none());
+        index.push_columns(&ids, bits).unwrap();
+        assert_eq!(index.len(), 2);
+        let (ca, cb) = (index.blocks[0].code(0, 9), index.blocks[0].code(1, 9));
+        assert_eq!(ca, binary_code(&a).as_slice());
+        let differing = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| (**x > 0.0) != (**y > 0.0))
+            .count();
+        assert_eq!(hamming(ca, cb) as usize, differing);
+        assert_eq!(hamming(ca, ca), 0);
     }
 
     #[test]

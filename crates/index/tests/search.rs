@@ -3,8 +3,10 @@
 
 use futures::executor::block_on;
 use ragspin_core::Embedder;
-use ragspin_index::search::{Filter, SearchRequest, Weights, cascade, cosine, search};
-use ragspin_index::vectors::Block;
+use ragspin_index::search::{
+    BINARY_CANDIDATES, Filter, RESCORED_CANDIDATES, SearchRequest, Weights, cascade, cosine, search,
+};
+use ragspin_index::vectors::{BitIndex, Block};
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
 use ragspin_testkit::{HashEmbedder, ManualClock, SqliteSql};
 use serde_json::json;
@@ -144,6 +146,11 @@ fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
         }
         blocks.last_mut().unwrap().push(k as i64 + 1, v);
     }
+    let mut index = BitIndex::new(vectors[0].len());
+    assert!(index.is_empty());
+    for b in &blocks {
+        index.push_block(b);
+    }
     let mut found = 0;
     for q in queries {
         let mut exact: Vec<(usize, f64)> = vectors
@@ -153,7 +160,7 @@ fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
             .collect();
         exact.sort_by(|a, b| b.1.total_cmp(&a.1));
         let truth: Vec<i64> = exact.iter().take(10).map(|(k, _)| *k as i64 + 1).collect();
-        let candidates = cascade(&blocks, q, None, 400, 100);
+        let candidates = cascade(&index, q, None, BINARY_CANDIDATES, RESCORED_CANDIDATES);
         // Exact rescoring of the candidates, as the search does.
         let mut rescored: Vec<(i64, f64)> = candidates
             .iter()
@@ -169,13 +176,14 @@ fn recall_at_10(vectors: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
     found as f64 / (queries.len() * 10) as f64
 }
 
-/// Measured recall of the binary → int8 → f32 cascade against exact search
-/// (numbers recorded in BENCHMARKS.md). Random vectors are the hard case.
+/// Measured recall of the binary → asymmetric → f32 cascade against exact
+/// search (numbers recorded in BENCHMARKS.md). Random vectors are the hard
+/// case: 20,000 of them, so the 2,000 Hamming candidates are a tenth.
 #[test]
 fn vector_cascade_recall_against_exact_search() {
     let mut seed = 0x9E3779B97F4A7C15u64;
     let dims = 256;
-    let random: Vec<Vec<f32>> = (0..5000)
+    let random: Vec<Vec<f32>> = (0..20_000)
         .map(|_| (0..dims).map(|_| rng(&mut seed)).collect())
         .collect();
     let queries: Vec<Vec<f32>> = (0..50)
@@ -186,7 +194,7 @@ fn vector_cascade_recall_against_exact_search() {
     let centres: Vec<Vec<f32>> = (0..100)
         .map(|_| (0..dims).map(|_| rng(&mut seed)).collect())
         .collect();
-    let clustered: Vec<Vec<f32>> = (0..5000)
+    let clustered: Vec<Vec<f32>> = (0..20_000)
         .map(|k| {
             centres[k % 100]
                 .iter()
@@ -205,7 +213,7 @@ fn vector_cascade_recall_against_exact_search() {
     let r_clustered = recall_at_10(&clustered, &cq);
     eprintln!("recall@10 random={r_random:.3} clustered={r_clustered:.3}");
     assert!(r_clustered >= 0.95, "clustered recall {r_clustered}");
-    assert!(r_random >= 0.60, "random recall {r_random}");
+    assert!(r_random >= 0.85, "random recall {r_random}");
 }
 
 #[test]

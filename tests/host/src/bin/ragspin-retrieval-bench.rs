@@ -12,7 +12,10 @@
 //! 10k row uses uniform random vectors, the hard case for sign-bit codes.
 //! Latency is the component's own (its log line), plus the HTTP round trip.
 //!
-//! `RAGSPIN_BENCH_SIZES=1000,10000` picks sizes.
+//! `RAGSPIN_BENCH_SIZES=1000,10000` picks sizes. `RAGSPIN_BENCH_DIR=path`
+//! keeps the filled databases there and reuses them on the next run (delete
+//! them after a change to the storage layout); by default they go to a
+//! temporary folder and are removed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -242,8 +245,10 @@ fn main() -> Result<()> {
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
         .context("RAGSPIN_BENCH_SIZES")?;
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("ragspin-retrieval-{}", std::process::id()));
+    let keep = std::env::var_os("RAGSPIN_BENCH_DIR").map(PathBuf::from);
+    let dir: PathBuf = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ragspin-retrieval-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
     println!(
         "\nvector retrieval ({DIMS} d, top 10)      instance  p50 ms   p99 ms   HTTP p50   recall@10"
@@ -255,14 +260,19 @@ fn main() -> Result<()> {
     for (data, n) in cases {
         let (docs, queries) = vectors(data, n, WARM_QUERIES + FRESH_QUERIES, 7 + n as u64);
         let truth: Vec<Vec<usize>> = queries.iter().map(|q| exact_top10(&docs, q)).collect();
-        let db = dir.join(format!("{n}.db"));
-        let t = Instant::now();
-        fill(&db, &docs)?;
-        let label = match data {
-            Data::Clustered => format!("{n} chunks, clustered"),
-            Data::Random => format!("{n} chunks, random"),
+        let (label, file) = match data {
+            Data::Clustered => (
+                format!("{n} chunks, clustered"),
+                format!("clustered-{n}.db"),
+            ),
+            Data::Random => (format!("{n} chunks, random"), format!("random-{n}.db")),
         };
-        eprintln!("  {label}: filled in {:.1} s", t.elapsed().as_secs_f64());
+        let db = dir.join(file);
+        if keep.is_none() || !db.exists() {
+            let t = Instant::now();
+            fill(&db, &docs)?;
+            eprintln!("  {label}: filled in {:.1} s", t.elapsed().as_secs_f64());
+        }
         drop(docs);
         let (host, token, logs) = start(&db)?;
         // Fresh: each query after Spin's 1 s idle timeout, on a new instance.
@@ -293,8 +303,12 @@ fn main() -> Result<()> {
             );
         }
         drop(host);
-        let _ = std::fs::remove_file(&db);
+        if keep.is_none() {
+            let _ = std::fs::remove_file(&db);
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
