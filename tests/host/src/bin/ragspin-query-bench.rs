@@ -192,6 +192,10 @@ fn fake_compute_ms(questions: &[String]) -> f64 {
 }
 
 fn main() -> Result<()> {
+    // `RAGSPIN_BENCH_PARTS=offline,azure,cache` (the default: all three).
+    let parts =
+        std::env::var("RAGSPIN_BENCH_PARTS").unwrap_or_else(|_| "offline,azure,cache".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let questions = questions();
     let bodies = |stream: bool| -> Vec<Value> {
         questions
@@ -209,38 +213,41 @@ fn main() -> Result<()> {
         );
     };
 
-    let (host, token) = start(None, false)?;
-    let url = host.url("/v1/query");
-    for c in [1, 8] {
-        print(
-            "offline: BM25 + extractive",
-            c,
-            &run(&url, &token, &bodies(false), c)?,
-        );
+    if part("offline") {
+        let (host, token) = start(None, false)?;
+        let url = host.url("/v1/query");
+        for c in [1, 8] {
+            print(
+                "offline: BM25 + extractive",
+                c,
+                &run(&url, &token, &bodies(false), c)?,
+            );
+        }
     }
-    drop(host);
-
     let fake = FakeAzure::start()?;
-    let (host, token) = start(Some(&fake), false)?;
-    let url = host.url("/v1/query");
-    for c in [1, 8] {
-        print(
-            "fake Azure: hybrid + chat",
-            c,
-            &run(&url, &token, &bodies(false), c)?,
-        );
-        print(
-            "fake Azure: hybrid + chat, streamed",
-            c,
-            &run(&url, &token, &bodies(true), c)?,
+    if part("azure") {
+        let (host, token) = start(Some(&fake), false)?;
+        let url = host.url("/v1/query");
+        for c in [1, 8] {
+            print(
+                "fake Azure: hybrid + chat",
+                c,
+                &run(&url, &token, &bodies(false), c)?,
+            );
+            print(
+                "fake Azure: hybrid + chat, streamed",
+                c,
+                &run(&url, &token, &bodies(true), c)?,
+            );
+        }
+        println!(
+            "  the fake's own compute per query: {:.2} ms",
+            fake_compute_ms(&questions)
         );
     }
-    println!(
-        "  the fake's own compute per query: {:.2} ms",
-        fake_compute_ms(&questions)
-    );
-    drop(host);
-
+    if !part("cache") {
+        return Ok(());
+    }
     let (host, token) = start(Some(&fake), true)?;
     let url = host.url("/v1/query");
     run(&url, &token, &bodies(false), 8)?; // fill the cache
