@@ -2,7 +2,7 @@
 //! retrieval, and the recall of the vector cascade against exact search.
 
 use futures::executor::block_on;
-use ragspin_core::Embedder;
+use ragspin_core::{Embedder, Sql, SqlValue};
 use ragspin_index::search::{
     BINARY_CANDIDATES, Filter, RESCORED_CANDIDATES, SearchRequest, Weights, cascade, cosine, search,
 };
@@ -344,4 +344,111 @@ fn a_database_at_schema_1_is_upgraded_and_searches() {
     );
     block_on(svc.migrate()).unwrap();
     assert_eq!(bm25_ids(&sql, "old", "otters row", 3).len(), 3);
+}
+
+/// Every match scored by FTS5, this index only: the reference MaxScore must equal.
+fn bm25_reference(sql: &SqliteSql, index: &str, words: &[&str], limit: usize) -> Vec<(i64, f64)> {
+    let q = words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let rows = block_on(sql.query(
+        "SELECT c.id, -bm25(rs_chunks_fts) AS score FROM rs_chunks_fts
+         JOIN rs_chunks c ON c.id = rs_chunks_fts.rowid
+         WHERE rs_chunks_fts MATCH ?1 AND c.index_name = ?2 AND c.version = 1
+         ORDER BY score DESC, c.id LIMIT ?3",
+        &[
+            SqlValue::Text(q),
+            SqlValue::Text(index.into()),
+            SqlValue::Integer(limit as i64),
+        ],
+    ))
+    .unwrap();
+    rows.rows
+        .iter()
+        .map(|r| match (&r.0[0], &r.0[1]) {
+            (SqlValue::Integer(id), SqlValue::Real(s)) => (*id, *s),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn bm25_max_score_equals_scoring_every_match_or_declines() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    // Varied lengths and term frequencies: "alpha" in 40% of rows, "beta"
+    // in 20%, "gamma" in 2%, "delta" in 2 rows.
+    csv_index(&svc, "shop", 400, |k| {
+        let mut words = vec![format!("item{k}")];
+        if k % 5 < 2 {
+            words.extend(std::iter::repeat_n("alpha".to_string(), 1 + k % 3));
+        }
+        if k % 5 == 2 {
+            words.push("beta".into());
+        }
+        if k % 50 == 7 {
+            words.extend(std::iter::repeat_n("gamma".to_string(), 1 + k % 4));
+        }
+        if k == 11 || k == 300 {
+            words.push("delta".into());
+        }
+        words.extend(std::iter::repeat_n("filler".to_string(), k % 13));
+        words.join(" ")
+    });
+    // Another index whose rows outrank this one's on "gamma".
+    csv_index(&svc, "other", 10, |k| {
+        format!("gamma gamma gamma alpha {k}")
+    });
+    let limit = 5;
+    for query in [
+        &["alpha", "gamma"][..],
+        &["alpha", "beta", "gamma"],
+        &["beta", "gamma", "item7"],
+    ] {
+        let words: Vec<String> = query.iter().map(|w| w.to_string()).collect();
+        let (df, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
+        let filter = Filter::parse(&json!(null)).unwrap();
+        let got = block_on(ragspin_index::search::bm25_max_score(
+            &sql,
+            "shop",
+            1,
+            &words,
+            (&df, total),
+            &filter,
+            limit,
+        ))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{query:?}: MaxScore should prove this top {limit}"));
+        let want = bm25_reference(&sql, "shop", query, limit);
+        assert_eq!(got.len(), want.len(), "{query:?}");
+        for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
+            assert_eq!(gid, wid, "{query:?}: {got:?} vs {want:?}");
+            assert!((gs - ws).abs() < 1e-9, "{query:?}");
+        }
+    }
+    // Too few rows hold the rare word: not provable, so it declines.
+    let words: Vec<String> = ["alpha", "delta"].iter().map(|w| w.to_string()).collect();
+    let (df, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
+    let filter = Filter::parse(&json!(null)).unwrap();
+    let declined = block_on(ragspin_index::search::bm25_max_score(
+        &sql,
+        "shop",
+        1,
+        &words,
+        (&df, total),
+        &filter,
+        limit,
+    ))
+    .unwrap();
+    assert!(declined.is_none(), "{declined:?}");
+    // And search still answers it, the rows holding "delta" first.
+    let hits = bm25_ids(&sql, "shop", "alpha delta", limit);
+    assert!(
+        hits[0].contains("delta") && hits[1].contains("delta"),
+        "{hits:?}"
+    );
 }
