@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ragspin_fake_azure::FakeAzure;
-use ragspin_host::{HostOptions, RunningHost};
+use ragspin_host::{HostOptions, MemoryOutputPipe, RunningHost, captured_lines};
 use serde_json::{Value, json};
 
 const CHUNKS: usize = 10_000;
@@ -79,31 +79,49 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 struct Row {
     p50: f64,
     p99: f64,
+    /// Total minus the time the component spent waiting on Azure
+    /// (`embedding_ms` + `llm_ms` of its log line).
+    overhead_p50: f64,
+    overhead_p99: f64,
     cpu_ms: f64,
 }
 
 /// `QUERIES` questions split over `concurrency` threads, each with its own
 /// keep-alive client; every answer must be a 200.
-fn run(url: &str, token: &str, bodies: &[Value], concurrency: usize) -> Result<Row> {
+fn run(
+    url: &str,
+    token: &str,
+    logs: &MemoryOutputPipe,
+    bodies: &[Value],
+    concurrency: usize,
+) -> Result<Row> {
     let cpu = cpu_seconds();
     let chunks: Vec<Vec<Value>> = bodies
         .chunks(bodies.len().div_ceil(concurrency))
         .map(<[Value]>::to_vec)
         .collect();
-    let mut times: Vec<Duration> = std::thread::scope(|s| {
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let timed: Vec<(String, Duration)> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|part| {
-                s.spawn(move || -> Result<Vec<Duration>> {
+            .enumerate()
+            .map(|(thread, part)| {
+                s.spawn(move || -> Result<Vec<(String, Duration)>> {
                     let client = reqwest::blocking::Client::new();
                     let mut out = Vec::new();
-                    for body in part {
+                    for (n, body) in part.into_iter().enumerate() {
+                        let id = format!("bench-{run_id}-{thread}-{n}");
                         let t = Instant::now();
-                        let res = client.post(url).bearer_auth(token).json(&body).send()?;
+                        let res = client
+                            .post(url)
+                            .bearer_auth(token)
+                            .header("x-request-id", &id)
+                            .json(&body)
+                            .send()?;
                         let status = res.status().as_u16();
                         let text = res.text()?;
                         anyhow::ensure!(status == 200, "{status}: {text}");
-                        out.push(t.elapsed());
+                        out.push((id, t.elapsed()));
                     }
                     Ok(out)
                 })
@@ -115,22 +133,51 @@ fn run(url: &str, token: &str, bodies: &[Value], concurrency: usize) -> Result<R
             .collect::<Result<Vec<_>>>()
             .map(|v| v.concat())
     })?;
+    let cpu_ms = (cpu_seconds() - cpu) * 1000.0 / timed.len() as f64;
+    // A streamed answer's line is written when its body is dropped: wait a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let waits: std::collections::HashMap<String, f64> = captured_lines(logs)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            let wait =
+                v["llm_ms"].as_f64().unwrap_or(0.0) + v["embedding_ms"].as_f64().unwrap_or(0.0);
+            Some((v["request_id"].as_str()?.to_string(), wait))
+        })
+        .collect();
+    let mut times: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
+    let mut overheads: Vec<Duration> = timed
+        .iter()
+        .map(|(id, d)| {
+            let wait = waits.get(id).copied().unwrap_or(0.0);
+            d.saturating_sub(Duration::from_secs_f64(wait / 1000.0))
+        })
+        .collect();
     times.sort();
+    overheads.sort();
     Ok(Row {
         p50: percentile(&times, 0.5),
         p99: percentile(&times, 0.99),
-        cpu_ms: (cpu_seconds() - cpu) * 1000.0 / times.len() as f64,
+        overhead_p50: percentile(&overheads, 0.5),
+        overhead_p99: percentile(&overheads, 0.99),
+        cpu_ms,
     })
 }
 
-fn start(online: Option<&FakeAzure>, cache: bool) -> Result<(RunningHost, String)> {
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn start(
+    online: Option<&FakeAzure>,
+    cache: bool,
+) -> Result<(RunningHost, String, MemoryOutputPipe)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let password = "bench-admin-password";
-    let mut options = HostOptions::for_tests(root.join("spin.toml"))
+    let options = HostOptions::for_tests(root.join("spin.toml"))
         .admin(password)?
         .variable("ingest_time_budget_ms", "600000")
         .variable("rate_limit_per_minute", "0")
         .variable("answer_cache_ttl_s", if cache { "86400" } else { "0" });
+    let (mut options, logs) = options.capturing_stdout();
     if let Some(fake) = online {
         options = options.fake_azure(fake);
     }
@@ -165,7 +212,7 @@ fn start(online: Option<&FakeAzure>, cache: bool) -> Result<(RunningHost, String
         body["document"]["chunks"],
         t.elapsed().as_secs_f64()
     );
-    Ok((host, token))
+    Ok((host, token, logs))
 }
 
 /// The fake's own compute for one query (embedding the question, the
@@ -204,40 +251,40 @@ fn main() -> Result<()> {
             .collect()
     };
     println!(
-        "query ({CHUNKS} chunks, {QUERIES} questions)       conc   p50 ms   p99 ms   CPU ms/query"
+        "query ({CHUNKS} chunks, {QUERIES} questions)       conc   p50 ms   p99 ms   overhead p50   p99   CPU ms/query"
     );
     let print = |label: &str, c: usize, r: &Row| {
         println!(
-            "{label:<42} {c:>4} {:>8.2} {:>8.2} {:>14.2}",
-            r.p50, r.p99, r.cpu_ms
+            "{label:<42} {c:>4} {:>8.2} {:>8.2} {:>14.2} {:>6.2} {:>14.2}",
+            r.p50, r.p99, r.overhead_p50, r.overhead_p99, r.cpu_ms
         );
     };
 
     if part("offline") {
-        let (host, token) = start(None, false)?;
+        let (host, token, logs) = start(None, false)?;
         let url = host.url("/v1/query");
         for c in [1, 8] {
             print(
                 "offline: BM25 + extractive",
                 c,
-                &run(&url, &token, &bodies(false), c)?,
+                &run(&url, &token, &logs, &bodies(false), c)?,
             );
         }
     }
     let fake = FakeAzure::start()?;
     if part("azure") {
-        let (host, token) = start(Some(&fake), false)?;
+        let (host, token, logs) = start(Some(&fake), false)?;
         let url = host.url("/v1/query");
         for c in [1, 8] {
             print(
                 "fake Azure: hybrid + chat",
                 c,
-                &run(&url, &token, &bodies(false), c)?,
+                &run(&url, &token, &logs, &bodies(false), c)?,
             );
             print(
                 "fake Azure: hybrid + chat, streamed",
                 c,
-                &run(&url, &token, &bodies(true), c)?,
+                &run(&url, &token, &logs, &bodies(true), c)?,
             );
         }
         println!(
@@ -248,14 +295,14 @@ fn main() -> Result<()> {
     if !part("cache") {
         return Ok(());
     }
-    let (host, token) = start(Some(&fake), true)?;
+    let (host, token, logs) = start(Some(&fake), true)?;
     let url = host.url("/v1/query");
-    run(&url, &token, &bodies(false), 8)?; // fill the cache
+    run(&url, &token, &logs, &bodies(false), 8)?; // fill the cache
     for c in [1, 8] {
         print(
             "answer-cache hits",
             c,
-            &run(&url, &token, &bodies(false), c)?,
+            &run(&url, &token, &logs, &bodies(false), c)?,
         );
     }
     Ok(())
