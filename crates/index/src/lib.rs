@@ -15,7 +15,7 @@
 //! | `rs_documents` | a document as indexed in one version (content hash, chunk count) |
 //! | `rs_jobs` | the latest ingest's progress: stage, embedded n/m, error |
 //! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata, f32 vector; FTS5 (BM25) kept in step by triggers |
-//! | `rs_embedding_cache` | vectors keyed by (deployment, dimensions, chunk SHA-256) |
+//! | `rs_embeddings` | the embedding cache: vectors keyed by (deployment, dimensions, chunk SHA-256) |
 //! | `rs_vector_blocks` | sign bits, 1,024 vectors a row (see [`vectors`]) |
 //!
 //! A document's writes (chunks, FTS rows, vectors, blocks, source, document

@@ -564,7 +564,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 .sql
                 .query(
                     &format!(
-                        "SELECT content_hash, vector FROM rs_embedding_cache
+                        "SELECT content_hash, vector FROM rs_embeddings
                          WHERE model = ?1 AND dimensions = ?2 AND content_hash IN ({})",
                         placeholders.join(", ")
                     ),
@@ -618,7 +618,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 self.sql
                     .execute(
                         &format!(
-                            "INSERT OR REPLACE INTO rs_embedding_cache (model, dimensions, content_hash, vector, created_at)
+                            "INSERT OR REPLACE INTO rs_embeddings (model, dimensions, content_hash, vector, created_at)
                              VALUES {}",
                             tuples.join(", ")
                         ),

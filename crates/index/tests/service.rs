@@ -533,3 +533,79 @@ fn deleting_an_index_removes_everything() {
         0
     );
 }
+
+#[test]
+fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(3)), Some(&e), FAR),
+    )
+    .unwrap();
+    let cached = count(&w.sql, "SELECT count(*) FROM rs_embeddings");
+    assert!(cached > 0);
+    // Back to schema 2: the cache in its old WITHOUT ROWID table.
+    for statement in [
+        "CREATE TABLE rs_embedding_cache (model TEXT NOT NULL, dimensions INTEGER NOT NULL,
+            content_hash TEXT NOT NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL,
+            PRIMARY KEY (model, dimensions, content_hash)) WITHOUT ROWID",
+        "INSERT INTO rs_embedding_cache
+            SELECT model, dimensions, content_hash, vector, created_at FROM rs_embeddings",
+        "DROP TABLE rs_embeddings",
+        "DELETE FROM rs_schema WHERE version = 3",
+    ] {
+        block_on(w.sql.execute(statement, &[])).unwrap();
+    }
+    block_on(w.svc().migrate()).unwrap();
+    block_on(w.svc().migrate()).unwrap();
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_embeddings"), cached);
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'rs_embedding_cache'"
+        ),
+        0
+    );
+    assert_eq!(count(&w.sql, "SELECT max(version) FROM rs_schema"), 3);
+    // The moved cache still answers: the same text in another index
+    // makes no embedding call.
+    block_on(w.svc().put_index("copy", IndexSettings::default())).unwrap();
+    let calls = e.calls.get();
+    block_on(
+        w.svc()
+            .ingest("copy", doc("a.md", &markdown(3)), Some(&e), FAR),
+    )
+    .unwrap();
+    assert_eq!(e.calls.get(), calls, "cached vectors were lost");
+}
+
+#[test]
+fn a_failed_migration_leaves_the_previous_schema_whole() {
+    let w = World::new();
+    block_on(async {
+        w.sql
+            .execute("DELETE FROM rs_schema WHERE version = 3", &[])
+            .await?;
+        w.sql.execute("DROP TABLE rs_embeddings", &[]).await?;
+        // The old table is missing too, so migration 3 fails at its copy,
+        // after creating `rs_embeddings`.
+        w.sql
+            .execute("DROP TABLE IF EXISTS rs_embedding_cache", &[])
+            .await
+    })
+    .unwrap();
+    assert!(block_on(w.svc().migrate()).is_err());
+    assert_eq!(count(&w.sql, "SELECT max(version) FROM rs_schema"), 2);
+    // Rolled back: the table it created is gone again, and nothing is
+    // left in a transaction.
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'rs_embeddings'"
+        ),
+        0
+    );
+    block_on(w.sql.execute("BEGIN IMMEDIATE", &[])).unwrap();
+    block_on(w.sql.execute("COMMIT", &[])).unwrap();
+}
