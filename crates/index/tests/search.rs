@@ -326,8 +326,16 @@ fn a_database_at_schema_1_is_upgraded_and_searches() {
     block_on(svc.migrate()).unwrap();
     csv_index(&svc, "old", 20, |k| format!("an old row {k} about otters"));
     // As a release with only migration 1 left it.
-    block_on(sql.execute("DROP TABLE rs_chunks_vocab", &[])).unwrap();
-    block_on(sql.execute("DELETE FROM rs_schema WHERE version > 1", &[])).unwrap();
+    for statement in [
+        "DROP TABLE rs_chunks_vocab",
+        "DROP TABLE rs_embeddings",
+        "CREATE TABLE rs_embedding_cache (model TEXT NOT NULL, dimensions INTEGER NOT NULL,
+            content_hash TEXT NOT NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL,
+            PRIMARY KEY (model, dimensions, content_hash)) WITHOUT ROWID",
+        "DELETE FROM rs_schema WHERE version > 1",
+    ] {
+        block_on(sql.execute(statement, &[])).unwrap();
+    }
     assert!(
         block_on(search(
             &sql,
