@@ -3,7 +3,7 @@
 //! Numbers are the wasmtime host's, not Spin's; compare runs on one machine.
 
 use anyhow::Result;
-use ragspin_host::{HostOptions, RunningHost};
+use ragspin_host::{HostOptions, RunningHost, captured_lines};
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 300;
@@ -107,23 +107,40 @@ fn csv_corpus(rows: usize) -> String {
 /// wasm/host boundary, not the network.
 fn ingest() -> Result<()> {
     use ragspin_fake_azure::FakeAzure;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let fake = FakeAzure::start()?;
+    println!();
+    println!(
+        "ingest                                    bytes    chunks   seconds   MB/s   embed calls   wait s   MB/s excl. wait"
+    );
+    ingest_corpora(Some(&fake))?;
+    ingest_corpora(None)
+}
+
+/// Both corpora through a host with the fake Azure at zero latency, or
+/// offline (`None`: chunks stored, vectors pending). "wait" is the time the
+/// component spent waiting on the fake (its log line's `embedding_ms`):
+/// the fake's own embedding work, loopback HTTP and JSON.
+fn ingest_corpora(fake: Option<&ragspin_fake_azure::FakeAzure>) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let password = "bench-admin-password";
     let mut options = HostOptions::for_tests(root.join("spin.toml"))
         .admin(password)?
-        .fake_azure(&fake)
         .variable("ingest_time_budget_ms", "600000");
+    if let Some(fake) = fake {
+        options = options.fake_azure(fake);
+    }
+    let (mut options, logs) = options.capturing_stdout();
     options.only_components = vec!["ingest".into(), "auth".into()];
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()?;
     let token = host.login(password)?;
-    println!();
-    println!(
-        "ingest (fake Azure, zero latency)   bytes      chunks   seconds   MB/s   embed calls"
-    );
+    let mode = if fake.is_some() {
+        "fake Azure"
+    } else {
+        "offline"
+    };
     let cases: [(&str, &str, String, serde_json::Value); 2] = [
         (
             "markdown 10 MB",
@@ -150,12 +167,19 @@ fn ingest() -> Result<()> {
             "create index: {}",
             res.text()?
         );
-        let calls_before = fake.stats().calls(ragspin_fake_azure::Route::Embeddings);
+        let calls = |f: Option<&ragspin_fake_azure::FakeAzure>| {
+            f.map_or(0, |f| {
+                f.stats().calls(ragspin_fake_azure::Route::Embeddings)
+            })
+        };
+        let calls_before = calls(fake);
         let bytes = content.len();
+        let request_id = format!("bench-ingest-{}-{k}", mode.replace(' ', "-"));
         let start = Instant::now();
         let res = client
             .post(host.url(&format!("/v1/indexes/{index}/documents")))
             .bearer_auth(&token)
+            .header("x-request-id", &request_id)
             .json(&serde_json::json!({"filename": filename, "content": content}))
             .send()?;
         let elapsed = start.elapsed().as_secs_f64();
@@ -163,10 +187,20 @@ fn ingest() -> Result<()> {
         let body: serde_json::Value = res.json()?;
         anyhow::ensure!(status == 201, "{label}: {status} {body}");
         let chunks = body["document"]["chunks"].as_i64().unwrap_or(0);
-        let calls = fake.stats().calls(ragspin_fake_azure::Route::Embeddings) - calls_before;
+        let calls = calls(fake) - calls_before;
+        let wait = captured_lines(&logs)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["request_id"] == request_id.as_str())
+            .and_then(|v| v["embedding_ms"].as_f64())
+            .unwrap_or(0.0)
+            / 1000.0;
+        let mb = bytes as f64 / 1_048_576.0;
         println!(
-            "{label:<35} {bytes:>9} {chunks:>9} {elapsed:>9.2} {:>6.2} {calls:>12}",
-            bytes as f64 / 1_048_576.0 / elapsed
+            "{:<38} {bytes:>9} {chunks:>9} {elapsed:>9.2} {:>6.2} {calls:>13} {wait:>8.2} {:>17.2}",
+            format!("{label}, {mode}"),
+            mb / elapsed,
+            mb / (elapsed - wait)
         );
     }
     Ok(())
