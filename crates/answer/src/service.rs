@@ -18,7 +18,9 @@ use ragspin_core::{
     with_timeout,
 };
 use ragspin_index::IndexSettings;
-use ragspin_index::search::{Filter, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights, search};
+use ragspin_index::search::{
+    Filter, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights, search_version,
+};
 
 use crate::cache::{self, CacheKey, canonical_json};
 use crate::citations::{strip_markers, verify};
@@ -324,7 +326,7 @@ where
         weights: if vector.is_some() { weights } else { bm25_only },
         query_vector: vector,
     };
-    let result = match search(&ctx.sql, &request).await {
+    let result = match search_version(&ctx.sql, &request, info.version, info.generation).await {
         Err(Error::Conflict(message)) if supplied => {
             return Err(Error::validation("vector", message));
         }
@@ -332,7 +334,7 @@ where
             request.query_vector = None;
             request.weights = bm25_only;
             reason = Some("embedding_dimensions_mismatch");
-            search(&ctx.sql, &request).await?
+            search_version(&ctx.sql, &request, info.version, info.generation).await?
         }
         other => other?,
     };

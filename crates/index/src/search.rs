@@ -330,13 +330,25 @@ pub async fn active_version<S: Sql>(sql: &S, index: &str) -> Result<(i64, i64)> 
 /// Runs the search over the active version.
 pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult> {
     crate::model::validate_index_name(&req.index)?;
+    let (version, generation) = active_version(sql, &req.index).await?;
+    search_version(sql, req, version, generation).await
+}
+
+/// Runs the search over `version` (with its `generation`), for a caller
+/// that has just read them (one statement fewer per request).
+pub async fn search_version<S: Sql>(
+    sql: &S,
+    req: &SearchRequest,
+    version: i64,
+    generation: i64,
+) -> Result<SearchResult> {
+    crate::model::validate_index_name(&req.index)?;
     if req.top_k == 0 || req.top_k > MAX_TOP_K {
         return Err(Error::validation(
             "top_k",
             format!("must be between 1 and {MAX_TOP_K}"),
         ));
     }
-    let (version, generation) = active_version(sql, &req.index).await?;
     let pool = (req.top_k * 4).max(20);
     let bm25 = if req.weights.bm25 > 0.0 || req.query_vector.is_none() {
         bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?
@@ -494,26 +506,57 @@ pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<St
         .collect::<Vec<_>>()
         .join(", ");
     let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
+    // The row count is the first varint of FTS5's averages record (row 1
+    // of its data table), not a `count(*)` that walks every row.
     let rows = sql
         .query(
             &format!(
                 "SELECT term, doc FROM rs_chunks_vocab WHERE term IN ({marks})
-                 UNION ALL SELECT NULL, count(*) FROM rs_chunks_fts_docsize"
+                 UNION ALL SELECT NULL, block FROM rs_chunks_fts_data WHERE id = 1"
             ),
             &params,
         )
         .await?;
-    let mut total = 0i64;
+    let mut total = None;
     let mut df: HashMap<String, i64> = HashMap::new();
     for r in &rows.rows {
-        match r.0.first() {
-            Some(SqlValue::Text(term)) => {
+        match (r.0.first(), r.0.get(1)) {
+            (Some(SqlValue::Text(term)), _) => {
                 df.insert(term.clone(), int(r.0.get(1)));
             }
-            _ => total = int(r.0.get(1)),
+            (_, Some(SqlValue::Blob(record))) => {
+                total = sqlite_varint(record).and_then(|n| i64::try_from(n).ok());
+            }
+            _ => {}
         }
     }
+    let total = match total {
+        Some(n) => n,
+        None => {
+            let rows = sql
+                .query("SELECT count(*) FROM rs_chunks_fts_docsize", &[])
+                .await?;
+            int(rows.rows.first().and_then(|r| r.0.first()))
+        }
+    };
     Ok((df, total))
+}
+
+/// The varint at the start of `bytes` in SQLite's format (FTS5 uses the
+/// same): big-endian 7-bit groups, the high bit saying more follow, the
+/// ninth byte all 8 bits.
+pub fn sqlite_varint(bytes: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for (i, b) in bytes.iter().take(9).enumerate() {
+        if i == 8 {
+            return Some((v << 8) | *b as u64);
+        }
+        v = (v << 7) | (*b & 0x7f) as u64;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// FTS5's `bm25()` constant k1 (its default; we pass no parameters).
@@ -961,6 +1004,16 @@ async fn load_hits<S: Sql>(sql: &S, ranked: &[(i64, Scores)]) -> Result<Vec<Hit>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sqlite_varints_decode() {
+        assert_eq!(sqlite_varint(&[0x05]), Some(5));
+        assert_eq!(sqlite_varint(&[0x81, 0x00]), Some(128));
+        assert_eq!(sqlite_varint(&[0xce, 0x10, 0xff]), Some(10_000));
+        assert_eq!(sqlite_varint(&[0xff; 9]), Some(u64::MAX));
+        assert_eq!(sqlite_varint(&[0x81]), None);
+        assert_eq!(sqlite_varint(&[]), None);
+    }
 
     #[test]
     fn cosine_in_f32_lanes_matches_f64_on_any_length() {

@@ -460,3 +460,37 @@ fn bm25_max_score_equals_scoring_every_match_or_declines() {
         "{hits:?}"
     );
 }
+
+#[test]
+fn term_stats_count_fts_rows_from_the_averages_record() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    let rows = |sql: &SqliteSql| match &block_on(
+        sql.query("SELECT count(*) FROM rs_chunks_fts_docsize", &[]),
+    )
+    .unwrap()
+    .rows[0]
+        .0[0]
+    {
+        SqlValue::Integer(n) => *n,
+        other => panic!("{other:?}"),
+    };
+    let words = vec!["otter".to_string(), "nothing".to_string()];
+    assert_eq!(
+        block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap().1,
+        0
+    );
+    csv_index(&svc, "a", 300, |k| format!("otter {k}"));
+    csv_index(&svc, "b", 40, |k| format!("badger {k}"));
+    let (df, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
+    assert_eq!(total, 340);
+    assert_eq!(total, rows(&sql));
+    assert_eq!(df.get("otter"), Some(&300));
+    assert_eq!(df.get("nothing"), None);
+    block_on(svc.delete_index("a")).unwrap();
+    let (_, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
+    assert_eq!(total, 40);
+    assert_eq!(total, rows(&sql));
+}
