@@ -479,7 +479,9 @@ fn term_stats_count_fts_rows_from_the_averages_record() {
     };
     let words = vec!["otter".to_string(), "nothing".to_string()];
     assert_eq!(
-        block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap().1,
+        block_on(ragspin_index::search::term_stats(&sql, &words))
+            .unwrap()
+            .1,
         0
     );
     csv_index(&svc, "a", 300, |k| format!("otter {k}"));
