@@ -149,7 +149,8 @@ fn sends_the_azure_request_shape_with_dimensions_for_text_embedding_3() {
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(
         body(&request),
-        serde_json::json!({"input": ["text number 0", "text number 1"], "dimensions": 256})
+        serde_json::json!({"input": ["text number 0", "text number 1"], "dimensions": 256,
+            "encoding_format": "base64"})
     );
     assert_eq!(client.model(), "text-embedding-3-small@256");
 }
@@ -168,7 +169,7 @@ fn never_sends_dimensions_for_older_models() {
     let request = client.request_for(&texts(1)).unwrap();
     assert_eq!(
         body(&request),
-        serde_json::json!({"input": ["text number 0"]})
+        serde_json::json!({"input": ["text number 0"], "encoding_format": "base64"})
     );
 }
 
@@ -186,7 +187,8 @@ fn names_the_model_in_the_body_for_openai_compatible_servers() {
     assert_eq!(request.header("authorization"), Some("Bearer tok-123456"));
     assert_eq!(
         body(&request),
-        serde_json::json!({"input": ["text number 0"], "model": "nomic-embed-text"})
+        serde_json::json!({"input": ["text number 0"], "model": "nomic-embed-text",
+            "encoding_format": "base64"})
     );
 }
 
@@ -545,4 +547,39 @@ fn retries_then_reports_rate_limiting_in_the_give_up_error() {
         matches!(&error, Error::Unavailable(m) if m.contains("rate limiting") && m.contains("2 attempts")),
         "{error:?}"
     );
+}
+
+#[test]
+fn decodes_base64_vectors_and_numbers_alike_and_rejects_broken_base64() {
+    use base64::Engine as _;
+    let b64 = |v: &[f32]| {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let client = client(&config());
+    // One item as base64 (what we ask for), one as numbers (a server that
+    // ignores `encoding_format`).
+    client.http().push(json(
+        200,
+        &serde_json::json!({"object": "list", "data": [
+            {"object": "embedding", "index": 1, "embedding": [0.5, -2.0]},
+            {"object": "embedding", "index": 0, "embedding": b64(&[1.25, -0.0])},
+        ], "usage": {"prompt_tokens": 4, "total_tokens": 4}}),
+    ));
+    let vectors = block_on(client.embed(&texts(2))).unwrap();
+    assert_eq!(vectors, vec![vec![1.25, -0.0], vec![0.5, -2.0]]);
+    for broken in ["not base64!", "AAAA"] {
+        let client = self::client(&config());
+        client.http().push(json(
+            200,
+            &serde_json::json!({"object": "list", "data": [
+                {"object": "embedding", "index": 0, "embedding": broken}]}),
+        ));
+        match block_on(client.embed(&texts(1))) {
+            Err(Error::Upstream(message)) => {
+                assert!(message.contains("index 0"), "{message}")
+            }
+            other => panic!("{broken:?}: {other:?}"),
+        }
+    }
 }

@@ -580,10 +580,16 @@ fn embeddings(
             }
         }
     };
-    match body.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") => {}
-        Some(_) => return invalid("The fake supports encoding_format \"float\" only."),
-    }
+    // As the service: "float" (the default) answers arrays of numbers,
+    // "base64" the little-endian f32 bytes of each vector in base64.
+    let base64 = match body.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
+        Some(_) => {
+            return invalid("'$.encoding_format' must be one of 'float', 'base64'.");
+        }
+    };
     let recording = state
         .options
         .recording
@@ -602,7 +608,16 @@ fn embeddings(
     let mut data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
-        .map(|(index, vector)| json!({"object": "embedding", "index": index, "embedding": vector}))
+        .map(|(index, vector)| {
+            let embedding = if base64 {
+                use base64::Engine as _;
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
         .collect();
     if state.options.reverse_embedding_order {
         data.reverse();

@@ -31,7 +31,8 @@
 //! `input`: a string or 1–2048 non-empty strings of ≤ 8192 tokens
 //! (estimated as bytes / 4); `dimensions` only for `text-embedding-3-*`
 //! deployments (else 400), 1 to the native length; `encoding_format`
-//! `float` only; `user`, `model` accepted. Vectors: [`model::embed`]
+//! `float` (arrays of numbers, the default) or `base64` (each vector's
+//! little-endian `f32` bytes), anything else 400; `user`, `model` accepted. Vectors: [`model::embed`]
 //! (hashed word unigrams + character trigrams, L2-normalised), so texts
 //! sharing words are close. `usage.prompt_tokens` = the estimates summed.
 //!

@@ -42,6 +42,38 @@ fn question() -> Value {
 }
 
 #[test]
+fn base64_encoding_answers_the_same_vectors_as_little_endian_f32_bytes() {
+    use base64::Engine as _;
+    let fake = FakeAzure::start().unwrap();
+    let path = embeddings_path("text-embedding-3-small");
+    let input = json!({"input": ["rotate the api key"], "dimensions": 8});
+    let floats: Value = post(&fake, &path, &input).json().unwrap();
+    let mut asked = input.clone();
+    asked["encoding_format"] = json!("base64");
+    let encoded: Value = post(&fake, &path, &asked).json().unwrap();
+    let want: Vec<f32> = serde_json::from_value(floats["data"][0]["embedding"].clone()).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    asked["encoding_format"] = json!("float");
+    assert_eq!(post(&fake, &path, &asked).status(), 200);
+    asked["encoding_format"] = json!("binary");
+    let (status, error) = error_of(post(&fake, &path, &asked));
+    assert_eq!(status, 400);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("encoding_format")
+    );
+}
+
+#[test]
 fn embeds_a_batch_with_indexes_usage_and_unit_vectors() {
     let fake = FakeAzure::start().unwrap();
     let response = post(
