@@ -310,4 +310,10 @@ impl<H: HttpClient, C: Clock, T: Timer> Embedder for EmbeddingsClient<H, C, T> {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
         Ok(self.embed_with_usage(texts).await?.vectors)
     }
+
+    /// One range per request: up to the input-count limit and the
+    /// per-request token budget ([`Self::plan_batches`]).
+    fn plan(&self, texts: &[String]) -> Result<Vec<Range<usize>>> {
+        self.plan_batches(texts)
+    }
 }

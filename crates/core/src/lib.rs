@@ -43,6 +43,6 @@ pub use domain::{
 pub use error::{Error, ErrorBody, ErrorDetail, Result, sql_failure, status_for};
 pub use http::{HttpRequest, HttpResponse};
 pub use ports::{
-    BodyStream, ChatModel, Clock, Config, Embedder, HttpClient, KvStore, Retriever, Row, Rows, Sql,
-    SqlValue, StreamingHttpClient, Timer, with_timeout,
+    BodyStream, ChatModel, Clock, Config, DEFAULT_EMBED_BATCH, Embedder, HttpClient, KvStore,
+    Retriever, Row, Rows, Sql, SqlValue, StreamingHttpClient, Timer, with_timeout,
 };

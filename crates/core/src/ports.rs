@@ -317,7 +317,21 @@ pub trait Embedder {
     fn model(&self) -> &str;
     /// Embed each text; the result has one vector per input, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>>;
+    /// How `texts` split into the upstream calls `embed` makes: index
+    /// ranges, in order, covering every text. A caller that embeds one
+    /// range at a time and keeps its vectors before the next never loses a
+    /// finished call to a later failure. Default: [`DEFAULT_EMBED_BATCH`]
+    /// texts a range.
+    fn plan(&self, texts: &[String]) -> Result<Vec<std::ops::Range<usize>>> {
+        Ok((0..texts.len())
+            .step_by(DEFAULT_EMBED_BATCH)
+            .map(|start| start..(start + DEFAULT_EMBED_BATCH).min(texts.len()))
+            .collect())
+    }
 }
+
+/// Texts per range in [`Embedder::plan`]'s default.
+pub const DEFAULT_EMBED_BATCH: usize = 256;
 
 /// A chat-completion model.
 pub trait ChatModel {

@@ -11,8 +11,9 @@ use crate::model::*;
 use crate::sqlval::{blob, int, text};
 use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
 
-/// Chunks sent to the embedder per call: the unit of progress and of resume.
-pub const EMBED_BATCH: usize = 256;
+/// Chunks per embedder call when the embedder has no plan of its own
+/// ([`Embedder::plan`]; the Azure client plans one range per request).
+pub const EMBED_BATCH: usize = ragspin_core::DEFAULT_EMBED_BATCH;
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Chunks per multi-row INSERT (15 parameters each; SQLite allows 32,766).
@@ -589,13 +590,30 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let mut done = total - missing.len() as i64;
         self.set_job(index, doc_id, content_hash, "embedding", done, total, None)
             .await?;
-        for batch in missing.chunks(EMBED_BATCH) {
+        // One batch per upstream call, each committed before the next: the
+        // unit of progress and of resume.
+        let texts: Vec<String> = missing.iter().map(|d| d.text.clone()).collect();
+        let plan = embedder.plan(&texts)?;
+        let covers = plan.first().is_none_or(|r| r.start == 0)
+            && plan.windows(2).all(|w| w[0].end == w[1].start)
+            && plan
+                .last()
+                .map_or(texts.is_empty(), |r| r.end == texts.len())
+            && plan.iter().all(|r| r.start < r.end);
+        if !covers {
+            return Err(Error::Internal(format!(
+                "embedder {:?} planned {plan:?} for {} texts",
+                embedder.model(),
+                texts.len()
+            )));
+        }
+        for range in plan {
             if self.clock.now_unix_ms() >= deadline_ms {
                 return Ok(None);
             }
-            let texts: Vec<String> = batch.iter().map(|d| d.text.clone()).collect();
+            let batch = &missing[range.clone()];
             stats.calls += 1;
-            let vectors = embedder.embed(&texts).await?;
+            let vectors = embedder.embed(&texts[range]).await?;
             if vectors.len() != batch.len() {
                 return Err(Error::Upstream(format!(
                     "embedder returned {} vectors for {} inputs",

@@ -44,6 +44,35 @@ impl Embedder for CountingEmbedder {
     }
 }
 
+/// A [`CountingEmbedder`] whose calls follow its own plan (as the Azure
+/// client's follow its requests): ranges of `per_call`, or a broken plan.
+struct PlanningEmbedder {
+    counting: CountingEmbedder,
+    per_call: usize,
+    broken: bool,
+    sizes: RefCell<Vec<usize>>,
+}
+
+impl Embedder for PlanningEmbedder {
+    fn model(&self) -> &str {
+        self.counting.model()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
+        self.sizes.borrow_mut().push(texts.len());
+        self.counting.embed(texts).await
+    }
+    fn plan(&self, texts: &[String]) -> Result<Vec<std::ops::Range<usize>>> {
+        if self.broken {
+            let skips_the_first_text = 1..texts.len();
+            return Ok(vec![skips_the_first_text]);
+        }
+        Ok((0..texts.len())
+            .step_by(self.per_call)
+            .map(|s| s..(s + self.per_call).min(texts.len()))
+            .collect())
+    }
+}
+
 /// Fails every statement from the n-th on that matches `pattern`.
 struct FailingSql<'a> {
     inner: &'a SqliteSql,
@@ -608,4 +637,58 @@ fn a_failed_migration_leaves_the_previous_schema_whole() {
     );
     block_on(w.sql.execute("BEGIN IMMEDIATE", &[])).unwrap();
     block_on(w.sql.execute("COMMIT", &[])).unwrap();
+}
+
+#[test]
+fn embedding_follows_the_embedders_plan_and_a_failure_keeps_every_finished_call() {
+    let w = World::new();
+    let e = PlanningEmbedder {
+        counting: CountingEmbedder::new(),
+        per_call: 7,
+        broken: false,
+        sizes: RefCell::new(Vec::new()),
+    };
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    block_on(w.svc().put_index("small", settings)).unwrap();
+    let content = markdown(4);
+    e.counting.fail_on_call.set(Some(3));
+    assert!(
+        block_on(
+            w.svc()
+                .ingest("small", doc("a.md", &content), Some(&e), FAR)
+        )
+        .is_err()
+    );
+    assert_eq!(*e.sizes.borrow(), vec![7, 7, 7]);
+    // The two finished calls were cached: the retry starts at the third.
+    e.counting.fail_on_call.set(None);
+    let ok = block_on(
+        w.svc()
+            .ingest("small", doc("a.md", &content), Some(&e), FAR),
+    )
+    .unwrap();
+    assert_eq!(ok.cached_embeddings, 14);
+    let chunks = ok.document.chunks as usize;
+    assert!(chunks > 21, "{chunks} chunks");
+    let sizes = e.sizes.borrow()[3..].to_vec();
+    assert_eq!(sizes.iter().sum::<usize>(), chunks - 14);
+    assert!(sizes.iter().all(|n| *n <= 7), "{sizes:?}");
+
+    // A plan that leaves texts out is refused before any call.
+    let broken = PlanningEmbedder {
+        counting: CountingEmbedder::new(),
+        per_call: 7,
+        broken: true,
+        sizes: RefCell::new(Vec::new()),
+    };
+    block_on(w.svc().put_index("other", IndexSettings::default())).unwrap();
+    let err = block_on(
+        w.svc()
+            .ingest("other", doc("b.md", &markdown(2)), Some(&broken), FAR),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert!(broken.sizes.borrow().is_empty());
 }

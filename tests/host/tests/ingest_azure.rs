@@ -79,12 +79,14 @@ fn a_failure_mid_ingest_leaves_no_partial_document_and_a_retry_resumes() {
     let api = host_for(&fake);
     let settings = json!({"chunking": {"max_tokens": 40, "overlap_tokens": 4}, "dimensions": 64});
     assert_eq!(api.send("PUT", "/v1/indexes/big", Some(settings)).0, 201);
-    let doc = json!({"id": "big", "filename": "big.md", "content": corpus(200, "big")});
-    // The third embeddings call and every retry of it fail.
+    // About 2,400 chunks: two requests (the client sends up to 2,048
+    // inputs each, and the service commits each request's vectors).
+    let doc = json!({"id": "big", "filename": "big.md", "content": corpus(400, "big")});
+    // The second embeddings call and every retry of it fail.
     fake.inject(
         Fault::status(500)
             .on(Route::Embeddings)
-            .after_calls(2)
+            .after_calls(1)
             .times(1000),
     );
     let (status, err) = api.send("POST", "/v1/indexes/big/documents", Some(doc.clone()));
