@@ -92,16 +92,12 @@ impl Encoded {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(text.as_bytes())
                     .map_err(|e| format!("embedding is not base64: {e}"))?;
-                if !bytes.len().is_multiple_of(4) {
-                    return Err(format!(
+                ragspin_core::decode_f32(&bytes).ok_or_else(|| {
+                    format!(
                         "base64 embedding of {} bytes is not a whole number of f32s",
                         bytes.len()
-                    ));
-                }
-                Ok(bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect())
+                    )
+                })
             }
         }
     }

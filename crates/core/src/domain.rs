@@ -6,6 +6,25 @@ use serde::{Deserialize, Serialize};
 /// An embedding vector.
 pub type Embedding = Vec<f32>;
 
+/// `v` as little-endian `f32` bytes: how vectors are stored (SQLite BLOBs)
+/// and how `encoding_format: "base64"` embeddings travel.
+pub fn encode_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The vector in `bytes` (little-endian `f32`); `None` if the length is not a multiple of 4.
+pub fn decode_f32(bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
 /// A piece of a document, the unit of retrieval and citation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {

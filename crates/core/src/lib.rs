@@ -38,7 +38,7 @@ pub mod ports;
 
 pub use domain::{
     ChatCompletion, ChatMessage, ChatRequest, Chunk, Embedding, Role, ScoredChunk, SearchQuery,
-    Usage,
+    Usage, decode_f32, encode_f32,
 };
 pub use error::{Error, ErrorBody, ErrorDetail, Result, sql_failure, status_for};
 pub use http::{HttpRequest, HttpResponse};

@@ -22,23 +22,8 @@
 /// Vectors per block row.
 pub const BLOCK_CAPACITY: usize = 1024;
 
-/// `f32` little-endian bytes of `v`.
-pub fn encode_f32(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The vector in `bytes` (little-endian `f32`); `None` if the length is not a multiple of 4.
-pub fn decode_f32(bytes: &[u8]) -> Option<Vec<f32>> {
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
-}
+/// The `f32` codec of `rs_chunks.vector` (shared with the Azure client).
+pub use ragspin_core::{decode_f32, encode_f32};
 
 /// Sign bits of `v`, `⌈d/8⌉` bytes, least significant bit first.
 pub fn binary_code(v: &[f32]) -> Vec<u8> {
@@ -115,15 +100,9 @@ impl Block {
 
     /// Decodes the `ids` and `bits` columns; `None` when their lengths disagree.
     pub fn decode(dimensions: usize, ids: &[u8], bits: &[u8]) -> Option<Self> {
-        if !ids.len().is_multiple_of(8) || bits.len() != ids.len() / 8 * dimensions.div_ceil(8) {
-            return None;
-        }
         Some(Self {
             dimensions,
-            ids: ids
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
+            ids: decode_ids(ids, bits.len(), dimensions.div_ceil(8))?,
             bits: bits.to_vec(),
         })
     }
@@ -184,13 +163,7 @@ impl BitIndex {
     /// Appends one block's `ids` and `bits` columns as stored; `None` when
     /// their lengths disagree.
     pub fn push_columns(&mut self, ids: &[u8], bits: Vec<u8>) -> Option<()> {
-        if !ids.len().is_multiple_of(8) || bits.len() != ids.len() / 8 * self.per {
-            return None;
-        }
-        let ids = ids
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
+        let ids = decode_ids(ids, bits.len(), self.per)?;
         self.blocks.push(BitBlock { ids, bits });
         Some(())
     }
@@ -202,6 +175,19 @@ impl BitIndex {
             bits: block.bits.clone(),
         });
     }
+}
+
+/// A block's `ids` column (`i64` LE each), checked against its `bits`
+/// column of `bits_len` bytes at `per` bytes a vector.
+fn decode_ids(ids: &[u8], bits_len: usize, per: usize) -> Option<Vec<i64>> {
+    if !ids.len().is_multiple_of(8) || bits_len != ids.len() / 8 * per {
+        return None;
+    }
+    Some(
+        ids.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+    )
 }
 
 /// Bits that differ between two codes of the same length, 64 at a time.

@@ -170,6 +170,14 @@ impl HandlerState for ComponentHandler {
     }
 }
 
+/// The captured lines that are JSON: the components' request log records.
+pub fn captured_records(pipe: &MemoryOutputPipe) -> Vec<serde_json::Value> {
+    captured_lines(pipe)
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// The complete lines written to a captured stdout so far.
 pub fn captured_lines(pipe: &MemoryOutputPipe) -> Vec<String> {
     let bytes = pipe.contents();

@@ -3,7 +3,7 @@
 //! Numbers are the wasmtime host's, not Spin's; compare runs on one machine.
 
 use anyhow::Result;
-use ragspin_host::{HostOptions, RunningHost, captured_lines};
+use ragspin_host::{HostOptions, RunningHost, captured_records};
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 300;
@@ -188,9 +188,8 @@ fn ingest_corpora(fake: Option<&ragspin_fake_azure::FakeAzure>) -> Result<()> {
         anyhow::ensure!(status == 201, "{label}: {status} {body}");
         let chunks = body["document"]["chunks"].as_i64().unwrap_or(0);
         let calls = calls(fake) - calls_before;
-        let wait = captured_lines(&logs)
+        let wait = captured_records(&logs)
             .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .find(|v| v["request_id"] == request_id.as_str())
             .and_then(|v| v["embedding_ms"].as_f64())
             .unwrap_or(0.0)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ragspin_fake_azure::FakeAzure;
-use ragspin_host::{HostOptions, MemoryOutputPipe, RunningHost, captured_lines};
+use ragspin_host::{HostOptions, MemoryOutputPipe, RunningHost, captured_records};
 use serde_json::{Value, json};
 
 const CHUNKS: usize = 10_000;
@@ -136,9 +136,8 @@ fn run(
     let cpu_ms = (cpu_seconds() - cpu) * 1000.0 / timed.len() as f64;
     // A streamed answer's line is written when its body is dropped: wait a moment.
     std::thread::sleep(Duration::from_millis(200));
-    let waits: std::collections::HashMap<String, f64> = captured_lines(logs)
+    let waits: std::collections::HashMap<String, f64> = captured_records(logs)
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| {
             let wait =
                 v["llm_ms"].as_f64().unwrap_or(0.0) + v["embedding_ms"].as_f64().unwrap_or(0.0);

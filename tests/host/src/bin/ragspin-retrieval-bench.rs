@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use ragspin_core::{Embedder, Embedding};
 use ragspin_host::manifest::Backing;
-use ragspin_host::{HostOptions, RunningHost, captured_lines};
+use ragspin_host::{HostOptions, RunningHost, captured_records};
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
 use ragspin_testkit::{ManualClock, SqliteSql};
 use serde_json::{Value, json};
@@ -205,12 +205,11 @@ fn run(
             })
             .collect();
         found += truth[i].iter().filter(|k| got.contains(k)).count();
-        let line = captured_lines(logs)
+        let line = captured_records(logs)
             .into_iter()
             .rev()
-            .find(|l| l.contains(&id))
+            .find(|v| v["request_id"] == id.as_str())
             .context("no log line")?;
-        let line: Value = serde_json::from_str(&line)?;
         component_ms.push(line["latency_ms"].as_f64().unwrap_or(0.0));
     }
     http_ms.sort_by(f64::total_cmp);
