@@ -16,7 +16,8 @@
 //! | `rs_jobs` | the latest ingest's progress: stage, embedded n/m, error |
 //! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata, f32 vector; FTS5 (BM25) kept in step by triggers |
 //! | `rs_embeddings` | the embedding cache: vectors keyed by (deployment, dimensions, chunk SHA-256) |
-//! | `rs_vector_blocks` | sign bits, 1,024 vectors a row (see [`vectors`]) |
+//! | `rs_vector_blocks` | sign bits, 1,024 vectors a row (see [`vectors`]); grouped by list once partitioned |
+//! | `rs_vector_lists` | a partitioned version's list centroids (see [`lists`]) |
 //!
 //! A document's writes (chunks, FTS rows, vectors, blocks, source, document
 //! row) happen in one transaction; embeddings are committed to the cache
@@ -24,6 +25,7 @@
 //! ingest resumable without embedding finished chunks again.
 
 pub mod api;
+pub mod lists;
 pub mod model;
 pub mod multipart;
 pub mod schema;

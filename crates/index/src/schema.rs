@@ -140,10 +140,23 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "DROP TABLE rs_embedding_cache",
         ],
     ),
+    (
+        4,
+        // Inverted lists over the vector blocks (see `lists`): one row of
+        // centroids per partitioned version.
+        &["CREATE TABLE IF NOT EXISTS rs_vector_lists (
+            index_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            dimensions INTEGER NOT NULL,
+            trained INTEGER NOT NULL,
+            centroids BLOB NOT NULL,
+            PRIMARY KEY (index_name, version)
+        )"],
+    ),
 ];
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {

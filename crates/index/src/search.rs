@@ -3,7 +3,9 @@
 //! filters applied inside each retriever (before any top-k cut).
 //!
 //! Vector search never reads one row per vector: it scans the version's
-//! sign bits (read from the blocks, 1,024 vectors per row) by Hamming
+//! sign bits (read from the blocks, 1,024 vectors per row; in a large
+//! version only the blocks of the inverted lists the query probes, see
+//! [`crate::lists`]) by Hamming
 //! distance → top [`BINARY_CANDIDATES`], rescores those with the query's own
 //! floats against their bits (asymmetric, no extra data) → top
 //! [`RESCORED_CANDIDATES`], then reads the full `f32` vectors of only those,
@@ -17,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use ragspin_core::{Error, Result, Sql, SqlValue};
 use serde::{Deserialize, Serialize};
 
+use crate::lists::{LIST_SHIFT, Lists, block_key};
 use crate::sqlval::{int, real, text};
-use crate::vectors::{BitIndex, binary_code, decode_f32, hamming};
+use crate::vectors::{BitBlock, BitIndex, binary_code, decode_f32, hamming};
 
 /// Hamming-distance candidates kept per query (before asymmetric rescoring).
 pub const BINARY_CANDIDATES: usize = 2000;
@@ -266,9 +269,21 @@ pub struct SearchResult {
 }
 
 type CacheKey = (String, i64, i64);
-type CachedBlocks = Arc<BitIndex>;
+type CachedBlocks = Arc<Mutex<VersionBits>>;
 
-/// Decoded blocks of the most recently searched versions (per instance).
+/// What an instance keeps of one version's vectors: its list centroids
+/// (`None` = not partitioned) and the blocks read so far, by list key
+/// ([`crate::lists::block_key`]). Immutable data of one (index, version,
+/// generation), filled in as queries probe more lists.
+#[derive(Debug, Default)]
+struct VersionBits {
+    lists: Option<Lists>,
+    dimensions: usize,
+    loaded: HashMap<i64, Vec<Arc<BitBlock>>>,
+    complete: bool,
+}
+
+/// The vectors of the most recently searched versions (per instance).
 fn block_cache() -> &'static Mutex<Vec<(CacheKey, CachedBlocks)>> {
     static CACHE: std::sync::OnceLock<Mutex<Vec<(CacheKey, CachedBlocks)>>> =
         std::sync::OnceLock::new();
@@ -661,59 +676,169 @@ pub fn keep_rare_terms(words: Vec<String>, df: &HashMap<String, i64>, total: i64
     words.into_iter().min_by_key(count).into_iter().collect()
 }
 
-async fn load_blocks_cached<S: Sql>(
-    sql: &S,
-    index: &str,
-    version: i64,
-    generation: i64,
-) -> Result<CachedBlocks> {
-    let key = (index.to_string(), version, generation);
-    if let Some((_, blocks)) = block_cache()
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(k, _)| *k == key)
-    {
-        return Ok(blocks.clone());
-    }
-    // Only the columns before `codes`: SQLite stops reading a row's
-    // overflow pages at the last column asked for.
+/// A version's list centroids, when it has been partitioned.
+pub async fn load_lists<S: Sql>(sql: &S, index: &str, version: i64) -> Result<Option<Lists>> {
     let rows = sql
         .query(
-            "SELECT dimensions, ids, bits FROM rs_vector_blocks
-             WHERE index_name = ?1 AND version = ?2 ORDER BY block",
+            "SELECT dimensions, trained, centroids FROM rs_vector_lists
+             WHERE index_name = ?1 AND version = ?2",
             &[
                 SqlValue::Text(index.to_string()),
                 SqlValue::Integer(version),
             ],
         )
         .await?;
-    let mut bits = BitIndex::new(rows.rows.first().map_or(0, |r| int(r.0.first()) as usize));
-    for mut r in rows.rows {
-        let dims = int(r.0.first()) as usize;
-        let codes = match r.0.get_mut(2) {
-            Some(SqlValue::Blob(b)) => std::mem::take(b),
-            _ => return Err(Error::Storage("corrupt vector block".into())),
+    rows.rows
+        .first()
+        .map(|r| {
+            let bytes = match r.0.get(2) {
+                Some(SqlValue::Blob(b)) => b.as_slice(),
+                _ => &[],
+            };
+            Lists::decode(int(r.0.first()) as usize, int(r.0.get(1)) as usize, bytes)
+                .ok_or_else(|| Error::Storage("corrupt vector lists".into()))
+        })
+        .transpose()
+}
+
+/// The sign bits a query scans: every block of a flat version; of a
+/// partitioned one, the blocks of the lists the query probes (all of them
+/// when `all`, for filtered queries). Blocks already read by this instance
+/// for the same (index, version, generation) are not read again.
+async fn blocks_for_query<S: Sql>(
+    sql: &S,
+    index: &str,
+    version: i64,
+    generation: i64,
+    query: &[f32],
+    all: bool,
+) -> Result<BitIndex> {
+    let key = (index.to_string(), version, generation);
+    let found = block_cache()
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone());
+    let entry = match found {
+        Some(entry) => entry,
+        None => {
+            let lists = load_lists(sql, index, version).await?;
+            let entry = Arc::new(Mutex::new(VersionBits {
+                dimensions: lists.as_ref().map_or(0, |l| l.dimensions),
+                lists,
+                ..VersionBits::default()
+            }));
+            let mut cache = block_cache().lock().unwrap();
+            cache.retain(|(k, _)| !(k.0 == key.0 && k.1 == key.1));
+            cache.push((key, entry.clone()));
+            if cache.len() > CACHED_VERSIONS {
+                cache.remove(0);
+            }
+            entry
+        }
+    };
+    // The list keys wanted (`None` = all), and those not read yet.
+    let (wanted, missing) = {
+        let e = entry.lock().unwrap();
+        let wanted: Option<Vec<i64>> = match &e.lists {
+            Some(lists) if !all && query.len() == lists.dimensions => {
+                let mut keys: Vec<i64> = lists.probe(query).iter().map(|l| *l as i64 + 1).collect();
+                keys.push(0);
+                keys.sort_unstable();
+                Some(keys)
+            }
+            _ => None,
         };
-        let Some(SqlValue::Blob(ids)) = r.0.get(1) else {
-            return Err(Error::Storage("corrupt vector block".into()));
+        let missing: Option<Vec<i64>> = match &wanted {
+            _ if e.complete => Some(Vec::new()),
+            None => None,
+            Some(keys) => Some(
+                keys.iter()
+                    .copied()
+                    .filter(|k| !e.loaded.contains_key(k))
+                    .collect(),
+            ),
         };
-        if dims != bits.dimensions {
+        (wanted, missing)
+    };
+    if missing.as_ref().is_none_or(|m| !m.is_empty()) {
+        let mut params = vec![
+            SqlValue::Text(index.to_string()),
+            SqlValue::Integer(version),
+        ];
+        // Only the columns before `codes`: SQLite stops reading a row's
+        // overflow pages at the last column asked for.
+        let mut statement = "SELECT block, dimensions, ids, bits FROM rs_vector_blocks
+             WHERE index_name = ?1 AND version = ?2"
+            .to_string();
+        if let Some(keys) = &missing {
+            let marks: Vec<String> = (0..keys.len()).map(|k| format!("?{}", k + 3)).collect();
+            statement.push_str(&format!(
+                " AND (block >> {LIST_SHIFT}) IN ({})",
+                marks.join(", ")
+            ));
+            params.extend(keys.iter().map(|k| SqlValue::Integer(*k)));
+        }
+        statement.push_str(" ORDER BY block");
+        let rows = sql.query(&statement, &params).await?;
+        let mut read: HashMap<i64, Vec<Arc<BitBlock>>> = HashMap::new();
+        let mut dimensions = 0;
+        for mut r in rows.rows {
+            let dims = int(r.0.get(1)) as usize;
+            let bits = match r.0.get_mut(3) {
+                Some(SqlValue::Blob(b)) => std::mem::take(b),
+                _ => return Err(Error::Storage("corrupt vector block".into())),
+            };
+            let Some(SqlValue::Blob(ids)) = r.0.get(2) else {
+                return Err(Error::Storage("corrupt vector block".into()));
+            };
+            if dimensions != 0 && dims != dimensions {
+                return Err(Error::Storage(
+                    "vector blocks disagree on dimensions".into(),
+                ));
+            }
+            dimensions = dims;
+            let block = BitBlock::from_columns(ids, bits, dims.div_ceil(8))
+                .ok_or_else(|| Error::Storage("corrupt vector block".into()))?;
+            read.entry(block_key(int(r.0.first())))
+                .or_default()
+                .push(Arc::new(block));
+        }
+        let mut e = entry.lock().unwrap();
+        if e.dimensions == 0 {
+            e.dimensions = dimensions;
+        } else if dimensions != 0 && dimensions != e.dimensions {
             return Err(Error::Storage(
                 "vector blocks disagree on dimensions".into(),
             ));
         }
-        bits.push_columns(ids, codes)
-            .ok_or_else(|| Error::Storage("corrupt vector block".into()))?;
+        match missing {
+            None => {
+                e.loaded = read;
+                e.complete = true;
+            }
+            Some(keys) => {
+                for k in keys {
+                    let blocks = read.remove(&k).unwrap_or_default();
+                    e.loaded.entry(k).or_insert(blocks);
+                }
+            }
+        }
     }
-    let blocks = Arc::new(bits);
-    let mut cache = block_cache().lock().unwrap();
-    cache.retain(|(k, _)| !(k.0 == key.0 && k.1 == key.1));
-    cache.push((key, blocks.clone()));
-    if cache.len() > CACHED_VERSIONS {
-        cache.remove(0);
+    let e = entry.lock().unwrap();
+    let mut view = BitIndex::new(e.dimensions);
+    let mut keys: Vec<i64> = match wanted {
+        Some(keys) => keys,
+        None => e.loaded.keys().copied().collect(),
+    };
+    keys.sort_unstable();
+    for k in keys {
+        if let Some(blocks) = e.loaded.get(&k) {
+            view.blocks.extend(blocks.iter().cloned());
+        }
     }
-    Ok(blocks)
+    Ok(view)
 }
 
 /// Ids allowed by `filter` in the version (`None` = no filter).
@@ -753,7 +878,8 @@ pub async fn vector_ranked<S: Sql>(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>> {
-    let bits = load_blocks_cached(sql, index, version, generation).await?;
+    let bits =
+        blocks_for_query(sql, index, version, generation, query, !filter.0.is_empty()).await?;
     if bits.is_empty() {
         return Ok(Vec::new());
     }

@@ -7,6 +7,9 @@ use ragspin_core::{Clock, Embedder, Error, Result, Sql, SqlValue};
 use ragspin_docs::{ChunkDraft, Format};
 use sha2::{Digest, Sha256};
 
+use crate::lists::{
+    Lists, PARTITION_MIN, block_in, block_key, block_number, list_count, needs_partition, train,
+};
 use crate::model::*;
 use crate::sqlval::{blob, int, text};
 use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
@@ -89,11 +92,23 @@ struct CallStats {
 pub struct IndexService<'a, S: Sql, C: Clock> {
     sql: &'a S,
     clock: &'a C,
+    partition_min: usize,
 }
 
 impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     pub fn new(sql: &'a S, clock: &'a C) -> Self {
-        Self { sql, clock }
+        Self {
+            sql,
+            clock,
+            partition_min: PARTITION_MIN,
+        }
+    }
+
+    /// Partitions versions into inverted lists from `vectors` vectors on
+    /// (default [`PARTITION_MIN`]; tests lower it).
+    pub fn partition_at(mut self, vectors: usize) -> Self {
+        self.partition_min = vectors.max(1);
+        self
     }
 
     fn now(&self) -> i64 {
@@ -300,6 +315,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 "rs_jobs",
                 "rs_sources",
                 "rs_vector_blocks",
+                "rs_vector_lists",
                 "rs_versions",
             ] {
                 self.sql
@@ -810,7 +826,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     }
 
     /// Block maintenance: tombstone `removed`, append `added` to the last
-    /// block (then new ones), compact when tombstones pass a quarter.
+    /// block of their list (of the flat sequence before partitioning), compact
+    /// when tombstones pass a quarter, and partition the version when it has
+    /// grown enough (see [`crate::lists`]).
     async fn write_vectors(
         &self,
         index: &str,
@@ -821,25 +839,14 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
         }
-        // Appends only touch the last block; removals may touch any.
-        let mut blocks = if removed.is_empty() {
-            self.load_last_block(index, version)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
+        let lists = self.load_lists(index, version).await?;
+        // Removals may touch any block; appends only the last of a list.
+        let all_loaded = !removed.is_empty();
+        let mut blocks = if all_loaded {
             self.load_blocks(index, version).await?
+        } else {
+            Vec::new()
         };
-        if let Some(d) = added.first().map(|(_, v)| v.len())
-            && let Some((_, b)) = blocks.first()
-            && b.dimensions != d
-        {
-            return Err(Error::Conflict(format!(
-                "index {index:?} version {version} holds {}-dimensional vectors; got {d}. \
-                 Build a new version after changing the embedding model",
-                b.dimensions
-            )));
-        }
         let mut dirty: HashSet<i64> = HashSet::new();
         if !removed.is_empty() {
             for (no, block) in blocks.iter_mut() {
@@ -848,37 +855,183 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 }
             }
         }
+        let mut held = lists
+            .as_ref()
+            .map(|l| l.dimensions)
+            .or_else(|| blocks.first().map(|(_, b)| b.dimensions));
+        // Per list key, the position in `blocks` of its last block.
+        let mut last: HashMap<i64, usize> = HashMap::new();
         for (id, v) in added {
-            let need_new = blocks.last().is_none_or(|(_, b)| b.is_full());
-            if need_new {
-                let no = blocks.last().map(|(n, _)| n + 1).unwrap_or(0);
-                blocks.push((no, Block::new(v.len())));
+            let key = match &lists {
+                Some(l) if l.dimensions == v.len() => l.assign(v) as i64 + 1,
+                _ => 0,
+            };
+            let pos = match last.get(&key) {
+                Some(p) => Some(*p),
+                None if all_loaded => blocks.iter().rposition(|(no, _)| block_key(*no) == key),
+                None => match self.load_last_block(index, version, key).await? {
+                    Some(b) => {
+                        blocks.push(b);
+                        Some(blocks.len() - 1)
+                    }
+                    None => None,
+                },
+            };
+            if let Some(p) = pos {
+                held.get_or_insert(blocks[p].1.dimensions);
             }
-            let (no, block) = blocks.last_mut().expect("a block");
-            block.push(*id, v);
-            dirty.insert(*no);
+            if let Some(d) = held
+                && d != v.len()
+            {
+                return Err(Error::Conflict(format!(
+                    "index {index:?} version {version} holds {d}-dimensional vectors; got {}. \
+                     Build a new version after changing the embedding model",
+                    v.len()
+                )));
+            }
+            held = Some(v.len());
+            let pos = match pos {
+                Some(p) if !blocks[p].1.is_full() => p,
+                other => {
+                    let no = other.map_or(block_in(key, 0), |p| blocks[p].0 + 1);
+                    blocks.push((no, Block::new(v.len())));
+                    blocks.len() - 1
+                }
+            };
+            last.insert(key, pos);
+            blocks[pos].1.push(*id, v);
+            dirty.insert(blocks[pos].0);
         }
         let slots: usize = blocks.iter().map(|(_, b)| b.len()).sum();
         let live: usize = blocks.iter().map(|(_, b)| b.live()).sum();
-        if !removed.is_empty() && needs_compaction(slots, live) {
-            let compacted = compact(&blocks);
-            self.sql
-                .execute(
-                    "DELETE FROM rs_vector_blocks WHERE index_name = ?1 AND version = ?2",
-                    &[t(index), i(version)],
-                )
+        if all_loaded && needs_compaction(slots, live) {
+            self.replace_blocks(index, version, &compact(&blocks))
                 .await?;
-            for (no, block) in compacted.iter().enumerate() {
-                self.save_block(index, version, no as i64, block).await?;
+        } else {
+            for (no, block) in &blocks {
+                if dirty.contains(no) {
+                    self.save_block(index, version, *no, block).await?;
+                }
             }
-            return Ok(());
         }
-        for (no, block) in &blocks {
-            if dirty.contains(no) {
-                self.save_block(index, version, *no, block).await?;
+        if !added.is_empty() {
+            let slots = self.slot_count(index, version).await?;
+            if needs_partition(slots, lists.as_ref().map(|l| l.trained), self.partition_min) {
+                self.partition(index, version).await?;
             }
         }
         Ok(())
+    }
+
+    /// Partitions a version's vectors into inverted lists (see
+    /// [`crate::lists`]): trains the centroids on the sign bits, assigns
+    /// every vector by its floats (read back one block at a time, in one
+    /// result row each), rewrites the blocks list by list and stores the
+    /// centroids.
+    async fn partition(&self, index: &str, version: i64) -> Result<()> {
+        let blocks = self.load_blocks(index, version).await?;
+        let Some(dims) = blocks.first().map(|(_, b)| b.dimensions) else {
+            return Ok(());
+        };
+        let per = dims.div_ceil(8);
+        let codes: Vec<&[u8]> = blocks
+            .iter()
+            .flat_map(|(_, b)| {
+                b.ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| **id != 0)
+                    .map(move |(slot, _)| &b.bits[slot * per..(slot + 1) * per])
+            })
+            .collect();
+        let (lists, _) = train(&codes, dims, list_count(codes.len()));
+        let mut grouped: Vec<Vec<Block>> = vec![Vec::new(); lists.len()];
+        for (_, b) in &blocks {
+            let ids: Vec<i64> = b.ids.iter().copied().filter(|id| *id != 0).collect();
+            let floats: HashMap<i64, Vec<f32>> = crate::search::full_vectors(self.sql, &ids, dims)
+                .await?
+                .into_iter()
+                .collect();
+            for (slot, id) in b.ids.iter().enumerate() {
+                if *id == 0 {
+                    continue;
+                }
+                // A vector is always stored with its chunk; the bits are
+                // the fallback should one be missing.
+                let l = match floats.get(id) {
+                    Some(v) => lists.assign(v),
+                    None => lists.nearest(b.code(slot)),
+                };
+                let list = &mut grouped[l];
+                if list.last().is_none_or(Block::is_full) {
+                    list.push(Block::new(dims));
+                }
+                list.last_mut().expect("a block").push_slot(b, slot);
+            }
+        }
+        let numbered: Vec<(i64, Block)> = grouped
+            .into_iter()
+            .enumerate()
+            .flat_map(|(l, blocks)| {
+                blocks
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(seq, b)| (block_number(l, seq as i64), b))
+            })
+            .collect();
+        self.replace_blocks(index, version, &numbered).await?;
+        self.sql
+            .execute(
+                "INSERT OR REPLACE INTO rs_vector_lists (index_name, version, dimensions, trained, centroids)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[
+                    t(index),
+                    i(version),
+                    i(dims as i64),
+                    i(lists.trained as i64),
+                    SqlValue::Blob(lists.encode()),
+                ],
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces every block of a version with `blocks`.
+    async fn replace_blocks(
+        &self,
+        index: &str,
+        version: i64,
+        blocks: &[(i64, Block)],
+    ) -> Result<()> {
+        self.sql
+            .execute(
+                "DELETE FROM rs_vector_blocks WHERE index_name = ?1 AND version = ?2",
+                &[t(index), i(version)],
+            )
+            .await?;
+        for (no, block) in blocks {
+            self.save_block(index, version, *no, block).await?;
+        }
+        Ok(())
+    }
+
+    /// Vector slots (tombstones included) in a version's blocks, from the
+    /// stored lengths of the `ids` columns (SQLite reads no BLOB for `length`).
+    async fn slot_count(&self, index: &str, version: i64) -> Result<usize> {
+        let rows = self
+            .sql
+            .query(
+                "SELECT coalesce(sum(length(ids)), 0) FROM rs_vector_blocks
+                 WHERE index_name = ?1 AND version = ?2",
+                &[t(index), i(version)],
+            )
+            .await?;
+        Ok(int(rows.rows.first().and_then(|r| r.0.first())) as usize / 8)
+    }
+
+    /// A version's list centroids, when it has been partitioned.
+    pub async fn load_lists(&self, index: &str, version: i64) -> Result<Option<Lists>> {
+        crate::search::load_lists(self.sql, index, version).await
     }
 
     async fn save_block(&self, index: &str, version: i64, no: i64, block: &Block) -> Result<()> {
@@ -903,19 +1056,32 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .map(|_| ())
     }
 
-    async fn load_last_block(&self, index: &str, version: i64) -> Result<Option<(i64, Block)>> {
+    /// The last block of list key `key` (`0` = the flat sequence).
+    async fn load_last_block(
+        &self,
+        index: &str,
+        version: i64,
+        key: i64,
+    ) -> Result<Option<(i64, Block)>> {
         let rows = self
             .sql
             .query(
                 "SELECT block, dimensions, ids, bits FROM rs_vector_blocks
-                 WHERE index_name = ?1 AND version = ?2 ORDER BY block DESC LIMIT 1",
-                &[t(index), i(version)],
+                 WHERE index_name = ?1 AND version = ?2 AND block >= ?3 AND block < ?4
+                 ORDER BY block DESC LIMIT 1",
+                &[
+                    t(index),
+                    i(version),
+                    i(block_in(key, 0)),
+                    i(block_in(key + 1, 0)),
+                ],
             )
             .await?;
         decode_block_rows(&rows).map(|mut v| v.pop())
     }
 
-    /// Every block of a version, in order (one row per 1,024 vectors).
+    /// Every block of a version, in order (one row per 1,024 vectors, or
+    /// per list when partitioned).
     pub async fn load_blocks(&self, index: &str, version: i64) -> Result<Vec<(i64, Block)>> {
         let rows = self
             .sql
@@ -1355,21 +1521,25 @@ fn decode_block_rows(rows: &ragspin_core::Rows) -> Result<Vec<(i64, Block)>> {
         .collect()
 }
 
-/// Rewrites blocks without tombstones.
-fn compact(blocks: &[(i64, Block)]) -> Vec<Block> {
-    let Some(dims) = blocks.first().map(|(_, b)| b.dimensions) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Block> = Vec::new();
-    for (_, b) in blocks {
+/// Rewrites blocks without tombstones, each list key's blocks renumbered
+/// from its first block number (`blocks` in block order).
+fn compact(blocks: &[(i64, Block)]) -> Vec<(i64, Block)> {
+    let mut out: Vec<(i64, Block)> = Vec::new();
+    for (no, b) in blocks {
+        let key = block_key(*no);
         for (slot, id) in b.ids.iter().enumerate() {
             if *id == 0 {
                 continue;
             }
-            if out.last().is_none_or(|o| o.len() >= BLOCK_CAPACITY) {
-                out.push(Block::new(dims));
+            match out.last() {
+                Some((last, o)) if block_key(*last) == key && o.len() < BLOCK_CAPACITY => {}
+                Some((last, _)) if block_key(*last) == key => {
+                    let next = last + 1;
+                    out.push((next, Block::new(b.dimensions)));
+                }
+                _ => out.push((block_in(key, 0), Block::new(b.dimensions))),
             }
-            out.last_mut().expect("a block").push_slot(b, slot);
+            out.last_mut().expect("a block").1.push_slot(b, slot);
         }
     }
     out

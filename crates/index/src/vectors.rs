@@ -15,9 +15,14 @@
 //!   new blocks store them empty, and nothing reads them. Reading 1,536 int8
 //!   bytes per vector made a fresh 100k search read 174 MB; the asymmetric
 //!   binary stage (`search::cascade`) replaced them.
+//! * From [`crate::lists::PARTITION_MIN`] vectors on, a version's blocks are
+//!   grouped by inverted list (block number `(list + 1) << 20 | seq`), so a
+//!   query reads only the lists it probes (see [`crate::lists`]).
 //! * Deletes tombstone slots; [`needs_compaction`] says when a version's
 //!   blocks should be rewritten. All block writes happen in the same
 //!   transaction as the document's other writes.
+
+use std::sync::Arc;
 
 /// Vectors per block row.
 pub const BLOCK_CAPACITY: usize = 1024;
@@ -107,6 +112,12 @@ impl Block {
         })
     }
 
+    /// The sign bits of slot `slot`.
+    pub fn code(&self, slot: usize) -> &[u8] {
+        let n = self.dimensions.div_ceil(8);
+        &self.bits[slot * n..(slot + 1) * n]
+    }
+
     /// Copies slot `slot` (id and bits) of `from` to the end of this block.
     pub fn push_slot(&mut self, from: &Block, slot: usize) {
         let n = self.dimensions.div_ceil(8);
@@ -125,7 +136,7 @@ pub struct BitIndex {
     pub dimensions: usize,
     /// Bytes per vector, `⌈d/8⌉`.
     pub per: usize,
-    pub blocks: Vec<BitBlock>,
+    pub blocks: Vec<Arc<BitBlock>>,
 }
 
 /// One block of [`BitIndex`].
@@ -136,6 +147,13 @@ pub struct BitBlock {
 }
 
 impl BitBlock {
+    /// One block from its stored `ids` and `bits` columns (`per` bytes a
+    /// vector); `None` when their lengths disagree.
+    pub fn from_columns(ids: &[u8], bits: Vec<u8>, per: usize) -> Option<Self> {
+        let ids = decode_ids(ids, bits.len(), per)?;
+        Some(Self { ids, bits })
+    }
+
     /// The sign bits of slot `slot`.
     pub fn code(&self, slot: usize, per: usize) -> &[u8] {
         &self.bits[slot * per..(slot + 1) * per]
@@ -163,17 +181,17 @@ impl BitIndex {
     /// Appends one block's `ids` and `bits` columns as stored; `None` when
     /// their lengths disagree.
     pub fn push_columns(&mut self, ids: &[u8], bits: Vec<u8>) -> Option<()> {
-        let ids = decode_ids(ids, bits.len(), self.per)?;
-        self.blocks.push(BitBlock { ids, bits });
+        self.blocks
+            .push(Arc::new(BitBlock::from_columns(ids, bits, self.per)?));
         Some(())
     }
 
     /// Appends every slot of `block`.
     pub fn push_block(&mut self, block: &Block) {
-        self.blocks.push(BitBlock {
+        self.blocks.push(Arc::new(BitBlock {
             ids: block.ids.clone(),
             bits: block.bits.clone(),
-        });
+        }));
     }
 }
 

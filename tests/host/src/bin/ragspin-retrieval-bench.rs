@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 const DIMS: usize = 1536;
 const WARM_QUERIES: usize = 100;
-const FRESH_QUERIES: usize = 12;
+const FRESH_QUERIES: usize = 30;
 const PASSWORD: &str = "bench-admin-password";
 
 /// splitmix64 → uniform and Gaussian samples; deterministic per seed.
