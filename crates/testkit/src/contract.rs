@@ -11,12 +11,12 @@
 
 use std::fmt;
 
-use ragspin_core::{Clock, Config, Error, KvStore, Sql, SqlValue, Timer, with_timeout};
+use ragspin_core::{Clock, Config, Embedder, Error, KvStore, Sql, SqlValue, Timer, with_timeout};
 
 /// A broken promise: which suite, which check, what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The suite (`kv_store`, `sql`, `config`, `clock`, `timer`).
+    /// The suite (`kv_store`, `sql`, `config`, `clock`, `timer`, `embedder`).
     pub suite: &'static str,
     /// The check, as a behaviour sentence.
     pub check: &'static str,
@@ -540,6 +540,106 @@ pub async fn timer<T: Timer>(timer: &T) -> Outcome {
         "with_timeout gives up on a never-ready future with a timeout error",
         matches!(got, Err(Error::Timeout(_))),
         "got {got:?}"
+    );
+    Ok(())
+}
+
+/// The [`Embedder`] contract, over `texts` (at least two, distinct;
+/// include more than one upstream call's worth to check a multi-call plan):
+/// the plan covers every text once, in order, in non-empty ranges (none for
+/// no texts); embedding a planned range gives one vector per text, all of
+/// one non-zero length with finite values; and a text's vector does not
+/// depend on the batch it came in (embedding it alone gives the same).
+pub async fn embedder<E: Embedder>(embedder: &E, texts: &[String]) -> Outcome {
+    const S: &str = "embedder";
+    ensure!(
+        S,
+        "the suite gets at least two texts",
+        texts.len() >= 2,
+        "got {}",
+        texts.len()
+    );
+    let empty = ok!(S, "an empty input has an empty plan", embedder.plan(&[]));
+    ensure!(
+        S,
+        "an empty input has an empty plan",
+        empty.is_empty(),
+        "got {empty:?}"
+    );
+    let plan = ok!(S, "the plan covers every text", embedder.plan(texts));
+    let mut next = 0;
+    for range in &plan {
+        ensure!(
+            S,
+            "the plan covers every text once, in order, in non-empty ranges",
+            range.start == next && range.end > range.start,
+            "got {plan:?} for {} texts",
+            texts.len()
+        );
+        next = range.end;
+    }
+    ensure!(
+        S,
+        "the plan covers every text",
+        next == texts.len(),
+        "got {plan:?} for {} texts",
+        texts.len()
+    );
+    let mut vectors = Vec::with_capacity(texts.len());
+    for range in &plan {
+        let got = ok!(
+            S,
+            "a planned range embeds",
+            embedder.embed(&texts[range.clone()]).await
+        );
+        ensure!(
+            S,
+            "one vector per input",
+            got.len() == range.len(),
+            "{} vectors for {} texts",
+            got.len(),
+            range.len()
+        );
+        vectors.extend(got);
+    }
+    let dims = vectors[0].len();
+    ensure!(
+        S,
+        "vectors have one non-zero length",
+        dims > 0 && vectors.iter().all(|v| v.len() == dims),
+        "lengths {:?}",
+        vectors.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    ensure!(
+        S,
+        "vectors hold finite numbers",
+        vectors.iter().flatten().all(|x| x.is_finite()),
+        "a NaN or infinity"
+    );
+    for k in [0, texts.len() - 1] {
+        let alone = ok!(
+            S,
+            "a single text embeds",
+            embedder.embed(&texts[k..k + 1]).await
+        );
+        let same = alone.len() == 1
+            && alone[0].len() == dims
+            && alone[0]
+                .iter()
+                .zip(&vectors[k])
+                .all(|(a, b)| (a - b).abs() <= 1e-6 * (1.0 + b.abs()));
+        ensure!(
+            S,
+            "a text's vector does not depend on its batch",
+            same,
+            "text {k} differs alone"
+        );
+    }
+    ensure!(
+        S,
+        "different texts get different vectors",
+        vectors[0] != vectors[1],
+        "texts 0 and 1 embed the same"
     );
     Ok(())
 }

@@ -2,9 +2,11 @@
 //! implementations to show the suites can fail.
 
 use futures::executor::block_on;
-use ragspin_core::{Clock, KvStore, Result};
+use ragspin_core::{Clock, Embedder, Embedding, KvStore, Result};
 use ragspin_testkit::contract::{self, CONFIG_FIXTURE};
-use ragspin_testkit::{InstantTimer, ManualClock, MapConfig, MemoryKv, RealTimer, SqliteSql};
+use ragspin_testkit::{
+    HashEmbedder, InstantTimer, ManualClock, MapConfig, MemoryKv, RealTimer, SqliteSql,
+};
 
 #[test]
 fn memory_kv_honours_the_kv_store_contract() {
@@ -116,4 +118,88 @@ fn instant_timer_honours_the_timer_contract() {
 #[test]
 fn real_timer_honours_the_timer_contract() {
     block_on(contract::timer(&RealTimer)).unwrap();
+}
+
+fn many_texts(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|k| format!("text {k} about topic {}", k % 7))
+        .collect()
+}
+
+#[test]
+fn hash_embedder_honours_the_embedder_contract_over_several_calls() {
+    // 600 texts: three ranges in the default plan.
+    let texts = many_texts(600);
+    let e = HashEmbedder::new(32);
+    assert_eq!(e.plan(&texts).unwrap().len(), 3);
+    block_on(contract::embedder(&e, &texts)).unwrap();
+}
+
+/// Embedders broken in the ways the suite looks for.
+struct Broken {
+    inner: HashEmbedder,
+    fault: &'static str,
+}
+
+impl Embedder for Broken {
+    fn model(&self) -> &str {
+        "broken"
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
+        let mut v = self.inner.embed(texts).await?;
+        match self.fault {
+            "drops one" => {
+                v.pop();
+            }
+            "batch-dependent" => {
+                let n = texts.len() as f32;
+                v.iter_mut().for_each(|x| x[0] += n);
+            }
+            _ => {}
+        }
+        Ok(v)
+    }
+    fn plan(&self, texts: &[String]) -> Result<Vec<std::ops::Range<usize>>> {
+        let n = texts.len();
+        Ok(match self.fault {
+            "plan skips" if n > 1 => vec![0..1, 2..n],
+            "plan short" if n > 1 => std::iter::once(0..n - 1).collect(),
+            "plan empty range" if n > 1 => vec![0..0, 0..n],
+            _ if n == 0 => vec![],
+            _ => std::iter::once(0..n).collect(),
+        })
+    }
+}
+
+#[test]
+fn embedder_contract_catches_bad_plans_and_vectors() {
+    let texts = many_texts(5);
+    for (fault, check) in [
+        (
+            "plan skips",
+            "the plan covers every text once, in order, in non-empty ranges",
+        ),
+        ("plan short", "the plan covers every text"),
+        (
+            "plan empty range",
+            "the plan covers every text once, in order, in non-empty ranges",
+        ),
+        ("drops one", "one vector per input"),
+        (
+            "batch-dependent",
+            "a text's vector does not depend on its batch",
+        ),
+    ] {
+        let e = Broken {
+            inner: HashEmbedder::new(16),
+            fault,
+        };
+        let violation = block_on(contract::embedder(&e, &texts)).unwrap_err();
+        assert_eq!(violation.check, check, "{fault}");
+    }
+    let fine = Broken {
+        inner: HashEmbedder::new(16),
+        fault: "none",
+    };
+    block_on(contract::embedder(&fine, &texts)).unwrap();
 }

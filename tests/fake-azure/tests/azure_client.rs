@@ -301,3 +301,19 @@ fn talks_to_the_openai_compatible_surface() {
     assert_eq!(answer.content, "The café opens at 8 [1].");
     assert!(seen_done);
 }
+
+#[test]
+fn the_embeddings_client_honours_the_embedder_contract_over_several_requests() {
+    let fake = FakeAzure::start().unwrap();
+    let mut config = config(&fake);
+    config.embedding_dimensions = Some(64);
+    // A small token budget, so the plan takes several requests.
+    config.embedding_limits.max_request_tokens = 200;
+    let client = embeddings(&config);
+    let texts: Vec<String> = (0..40)
+        .map(|k| format!("document {k} talks about topic {} at some length", k % 5))
+        .collect();
+    let plan = client.plan(&texts).unwrap();
+    assert!(plan.len() > 2, "{plan:?}");
+    block_on(ragspin_testkit::contract::embedder(&client, &texts)).unwrap();
+}
