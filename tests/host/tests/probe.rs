@@ -118,7 +118,8 @@ fn unrouted_paths_get_spins_empty_404() {
 
 #[test]
 fn a_required_variable_without_value_refuses_to_start() {
-    let dir = std::env::temp_dir().join(format!("ragspin-required-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ragspin-required-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = dir.join("spin.toml");
     let text = std::fs::read_to_string(common::root().join("tests/host/fixtures/probe.toml"))
@@ -138,6 +139,7 @@ fn a_required_variable_without_value_refuses_to_start() {
     )
     .err()
     .expect("start-up must fail");
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(format!("{err:#}").contains("allowed_port"), "{err:#}");
 }
 

@@ -45,7 +45,9 @@ pub fn manifest_variant(name: &str, edit: impl FnOnce(&mut toml::Table)) -> Path
         }
     }
     edit(&mut doc);
-    let dir = std::env::temp_dir().join(format!("ragspin-test-{name}-{}", std::process::id()));
+    // Under target/tmp (Cargo's folder for integration-test files), not the system temp dir.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ragspin-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("spin.toml");
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
