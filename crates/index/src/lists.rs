@@ -110,7 +110,7 @@ impl Lists {
     }
 
     /// List `l`'s centroid (the mean of its members' ±1 signs × 127).
-    pub fn centroid(&self, l: usize) -> &[i8] {
+    fn centroid(&self, l: usize) -> &[i8] {
         &self.centroids[l * self.dimensions..(l + 1) * self.dimensions]
     }
 
@@ -148,7 +148,7 @@ impl Lists {
         let mut near: Vec<(u32, usize)> = self
             .words
             .chunks_exact(per.max(1))
-            .map(|c| c.iter().zip(&code).map(|(a, b)| (a ^ b).count_ones()).sum())
+            .map(|c| word_distance(c, &code))
             .enumerate()
             .map(|(l, d)| (d, l))
             .collect();
@@ -179,7 +179,7 @@ impl Lists {
     }
 
     /// [`Lists::probe`] reading `n` lists by dot product.
-    pub fn probe_n(&self, query: &[f32], n: usize) -> Vec<usize> {
+    fn probe_n(&self, query: &[f32], n: usize) -> Vec<usize> {
         let mut scored: Vec<(usize, f32)> = self
             .centroids
             .chunks_exact(self.dimensions.max(1))
@@ -230,10 +230,15 @@ fn words_of(code: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// Bits that differ between two codes held as 64-bit words.
+fn word_distance(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(a, b)| (a ^ b).count_ones()).sum()
+}
+
 fn nearest_word(code: &[u64], centroids: &[u64], per: usize) -> usize {
     let mut best = (u32::MAX, 0);
     for (l, c) in centroids.chunks_exact(per.max(1)).enumerate() {
-        let d: u32 = c.iter().zip(code).map(|(a, b)| (a ^ b).count_ones()).sum();
+        let d = word_distance(c, code);
         if d < best.0 {
             best = (d, l);
         }
@@ -264,12 +269,7 @@ pub fn train(codes: &[&[u8]], dimensions: usize, lists: usize) -> (Lists, Vec<us
         let seed = sample[next];
         centroids.extend_from_slice(seed);
         for (k, code) in sample.iter().enumerate() {
-            let d: u32 = seed
-                .iter()
-                .zip(*code)
-                .map(|(a, b)| (a ^ b).count_ones())
-                .sum();
-            nearest_seed[k] = nearest_seed[k].min(d);
+            nearest_seed[k] = nearest_seed[k].min(word_distance(seed, code));
         }
         next = (0..sample.len())
             .max_by_key(|k| (nearest_seed[*k], std::cmp::Reverse(*k)))
@@ -358,6 +358,18 @@ mod tests {
         hamming(&c, code)
     }
 
+    /// The sign codes of `points`, and [`train`] on them.
+    fn train_on(
+        points: &[Vec<f32>],
+        dims: usize,
+        lists: usize,
+    ) -> (Vec<Vec<u8>>, Lists, Vec<usize>) {
+        let codes: Vec<Vec<u8>> = points.iter().map(|p| binary_code(p)).collect();
+        let refs: Vec<&[u8]> = codes.iter().map(|c| c.as_slice()).collect();
+        let (lists, assigned) = train(&refs, dims, lists);
+        (codes, lists, assigned)
+    }
+
     /// Deterministic pseudo-random numbers (xorshift).
     struct Rng(u64);
     impl Rng {
@@ -413,9 +425,7 @@ mod tests {
     fn training_separates_topics_and_assigns_each_vector_its_nearest_list() {
         let dims = 96;
         let (points, topic) = clustered(8, 40, dims);
-        let codes: Vec<Vec<u8>> = points.iter().map(|p| binary_code(p)).collect();
-        let refs: Vec<&[u8]> = codes.iter().map(|c| c.as_slice()).collect();
-        let (lists, assigned) = train(&refs, dims, 8);
+        let (codes, lists, assigned) = train_on(&points, dims, 8);
         assert_eq!(lists.len(), 8);
         assert_eq!(assigned.len(), points.len());
         for (code, l) in codes.iter().zip(&assigned) {
@@ -450,9 +460,7 @@ mod tests {
     fn probe_reads_a_share_of_the_lists_and_centroids_round_trip() {
         let dims = 64;
         let (points, _) = clustered(40, 5, dims);
-        let codes: Vec<Vec<u8>> = points.iter().map(|p| binary_code(p)).collect();
-        let refs: Vec<&[u8]> = codes.iter().map(|c| c.as_slice()).collect();
-        let (lists, _) = train(&refs, dims, 40);
+        let (codes, lists, _) = train_on(&points, dims, 40);
         let probed = lists.probe(&points[0]);
         assert!((4..=5).contains(&probed.len()), "{probed:?}");
         assert!(probed.contains(&lists.nearest(&codes[0])));

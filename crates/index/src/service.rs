@@ -933,7 +933,6 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let Some(dims) = blocks.first().map(|(_, b)| b.dimensions) else {
             return Ok(());
         };
-        let per = dims.div_ceil(8);
         let codes: Vec<&[u8]> = blocks
             .iter()
             .flat_map(|(_, b)| {
@@ -941,7 +940,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     .iter()
                     .enumerate()
                     .filter(|(_, id)| **id != 0)
-                    .map(move |(slot, _)| &b.bits[slot * per..(slot + 1) * per])
+                    .map(move |(slot, _)| b.code(slot))
             })
             .collect();
         let (lists, _) = train(&codes, dims, list_count(codes.len()));

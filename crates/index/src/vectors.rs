@@ -120,10 +120,8 @@ impl Block {
 
     /// Copies slot `slot` (id and bits) of `from` to the end of this block.
     pub fn push_slot(&mut self, from: &Block, slot: usize) {
-        let n = self.dimensions.div_ceil(8);
         self.ids.push(from.ids[slot]);
-        self.bits
-            .extend_from_slice(&from.bits[slot * n..(slot + 1) * n]);
+        self.bits.extend_from_slice(from.code(slot));
     }
 }
 
@@ -176,14 +174,6 @@ impl BitIndex {
 
     pub fn is_empty(&self) -> bool {
         self.blocks.iter().all(|b| b.ids.is_empty())
-    }
-
-    /// Appends one block's `ids` and `bits` columns as stored; `None` when
-    /// their lengths disagree.
-    pub fn push_columns(&mut self, ids: &[u8], bits: Vec<u8>) -> Option<()> {
-        self.blocks
-            .push(Arc::new(BitBlock::from_columns(ids, bits, self.per)?));
-        Some(())
     }
 
     /// Appends every slot of `block`.
@@ -272,8 +262,9 @@ mod tests {
         block.push(2, &b);
         let mut index = BitIndex::new(70);
         let (ids, bits) = block.encode();
-        assert!(index.push_columns(&ids, bits[..9].to_vec()).is_none());
-        index.push_columns(&ids, bits).unwrap();
+        assert!(BitBlock::from_columns(&ids, bits[..9].to_vec(), index.per).is_none());
+        let read = BitBlock::from_columns(&ids, bits, index.per).unwrap();
+        index.blocks.push(Arc::new(read));
         assert_eq!(index.len(), 2);
         let (ca, cb) = (index.blocks[0].code(0, 9), index.blocks[0].code(1, 9));
         assert_eq!(ca, binary_code(&a).as_slice());
