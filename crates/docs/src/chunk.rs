@@ -148,14 +148,14 @@ pub fn chunk(doc: &ParsedDocument, settings: &ChunkSettings) -> Vec<ChunkDraft> 
         let tokens = estimate_tokens(&text[trimmed.clone()]);
         if section.atomic || tokens > settings.max_tokens {
             if let Some(done) = pack.take() {
-                out.push(done.span, done.section, &mut offsets);
+                out.push(done.span, done.section, Some(done.tokens), &mut offsets);
             }
             if tokens > settings.max_tokens {
                 for piece in split_with_overlap(text, trimmed, &settings) {
-                    out.push(piece, section, &mut offsets);
+                    out.push(piece, section, None, &mut offsets);
                 }
             } else {
-                out.push(trimmed, section, &mut offsets);
+                out.push(trimmed, section, Some(tokens), &mut offsets);
             }
             continue;
         }
@@ -176,7 +176,7 @@ pub fn chunk(doc: &ParsedDocument, settings: &ChunkSettings) -> Vec<ChunkDraft> 
             }
         }
         if let Some(done) = pack.take() {
-            out.push(done.span, done.section, &mut offsets);
+            out.push(done.span, done.section, Some(done.tokens), &mut offsets);
         }
         pack = Some(Pack {
             span: trimmed,
@@ -185,7 +185,7 @@ pub fn chunk(doc: &ParsedDocument, settings: &ChunkSettings) -> Vec<ChunkDraft> 
         });
     }
     if let Some(done) = pack.take() {
-        out.push(done.span, done.section, &mut offsets);
+        out.push(done.span, done.section, Some(done.tokens), &mut offsets);
     }
     out.drafts
 }
@@ -203,8 +203,17 @@ struct Chunks<'t> {
 }
 
 impl Chunks<'_> {
-    fn push(&mut self, span: Range<usize>, section: &Section, offsets: &mut Offsets<'_>) {
+    /// `tokens`: the span's estimate when already known (a packed chunk's
+    /// sum is exact, see [`chunk`]).
+    fn push(
+        &mut self,
+        span: Range<usize>,
+        section: &Section,
+        tokens: Option<usize>,
+        offsets: &mut Offsets<'_>,
+    ) {
         let text = &self.text[span.clone()];
+        debug_assert!(tokens.is_none_or(|n| n == estimate_tokens(text)));
         let start = offsets.char_at(span.start);
         let end = start + text.chars().count();
         self.drafts.push(ChunkDraft {
@@ -214,7 +223,7 @@ impl Chunks<'_> {
             page: section.page,
             start,
             end,
-            token_count: estimate_tokens(text),
+            token_count: tokens.unwrap_or_else(|| estimate_tokens(text)),
             content_hash: sha256_hex(text),
             metadata: section.metadata.clone(),
         });
@@ -462,6 +471,10 @@ fn trim(text: &str, span: Range<usize>) -> Range<usize> {
     start..end.max(start)
 }
 
+fn is_continuation(byte: u8) -> bool {
+    byte & 0xC0 == 0x80
+}
+
 /// Converts between char and byte offsets of one text, fast for nearby lookups.
 struct Offsets<'t> {
     text: &'t str,
@@ -490,15 +503,22 @@ impl<'t> Offsets<'t> {
         Some(start..end)
     }
 
+    /// Walks bytes, not decoded chars: a char starts at every byte that is
+    /// not a UTF-8 continuation byte (`10xxxxxx`).
     fn byte_at(&mut self, char: usize) -> usize {
-        while self.char < char {
-            let c = self.text[self.byte..].chars().next().unwrap_or('\0');
-            self.byte += c.len_utf8();
+        let bytes = self.text.as_bytes();
+        while self.char < char && self.byte < bytes.len() {
+            self.byte += 1;
+            while bytes.get(self.byte).is_some_and(|b| is_continuation(*b)) {
+                self.byte += 1;
+            }
             self.char += 1;
         }
-        while self.char > char {
-            let c = self.text[..self.byte].chars().next_back().unwrap_or('\0');
-            self.byte -= c.len_utf8();
+        while self.char > char && self.byte > 0 {
+            self.byte -= 1;
+            while self.byte > 0 && is_continuation(bytes[self.byte]) {
+                self.byte -= 1;
+            }
             self.char -= 1;
         }
         self.byte
@@ -506,16 +526,15 @@ impl<'t> Offsets<'t> {
 
     /// The char offset of byte offset `byte` (which must be a char boundary).
     fn char_at(&mut self, byte: usize) -> usize {
-        while self.byte < byte {
-            let c = self.text[self.byte..].chars().next().unwrap_or('\0');
-            self.byte += c.len_utf8();
-            self.char += 1;
+        let bytes = self.text.as_bytes();
+        let byte = byte.min(bytes.len());
+        let starts = |range: &[u8]| range.iter().filter(|b| !is_continuation(**b)).count();
+        if byte >= self.byte {
+            self.char += starts(&bytes[self.byte..byte]);
+        } else {
+            self.char -= starts(&bytes[byte..self.byte]);
         }
-        while self.byte > byte {
-            let c = self.text[..self.byte].chars().next_back().unwrap_or('\0');
-            self.byte -= c.len_utf8();
-            self.char -= 1;
-        }
+        self.byte = byte;
         self.char
     }
 }

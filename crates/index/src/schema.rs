@@ -153,10 +153,25 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (index_name, version)
         )"],
     ),
+    (
+        5,
+        // A document's FTS rows are written by one `INSERT ... SELECT` after
+        // its chunk rows (see `IndexService::commit_document`) instead of by
+        // a trigger per chunk row.
+        //
+        // `rs_meta` holds a random id per database: instance caches of
+        // database-wide statistics (`search::term_stats`) are keyed by it, so
+        // two databases with the same FTS layout never share entries.
+        &[
+            "DROP TRIGGER IF EXISTS rs_chunks_fts_insert",
+            "CREATE TABLE IF NOT EXISTS rs_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT OR IGNORE INTO rs_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))))",
+        ],
+    ),
 ];
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {

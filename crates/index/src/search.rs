@@ -515,37 +515,29 @@ async fn bm25_ranked<S: Sql>(
 
 /// Each word's FTS row count (`fts5vocab`; words not indexed are absent)
 /// and the number of FTS rows.
+///
+/// Counting a word's rows walks its whole doclist (0.5 ms for the few words
+/// of a question over 10,000 rows, most of it the common words), so the
+/// counts are kept in the instance ([`TermStatsCache`]) under the FTS5
+/// structure record: FTS5 rewrites that record with every write that
+/// reaches the index (a new segment, a merge), so a cached count is only
+/// used while the index is exactly as it was counted. A question costs one
+/// short read of the two records when its words are known, plus a count of
+/// the new words (usually rare, so cheap) otherwise.
 pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<String, i64>, i64)> {
-    let marks = (1..=words.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
-    // The row count is the first varint of FTS5's averages record (row 1
-    // of its data table), not a `count(*)` that walks every row.
-    let rows = sql
-        .query(
-            &format!(
-                "SELECT term, doc FROM rs_chunks_vocab WHERE term IN ({marks})
-                 UNION ALL SELECT NULL, block FROM rs_chunks_fts_data WHERE id = 1"
-            ),
-            &params,
-        )
-        .await?;
-    let mut total = None;
-    let mut df: HashMap<String, i64> = HashMap::new();
-    for r in &rows.rows {
-        match (r.0.first(), r.0.get(1)) {
-            (Some(SqlValue::Text(term)), _) => {
-                df.insert(term.clone(), int(r.0.get(1)));
-            }
-            (_, Some(SqlValue::Blob(record))) => {
-                total = sqlite_varint(record).and_then(|n| i64::try_from(n).ok());
-            }
-            _ => {}
+    let read = match fts_state(sql, &[], true).await {
+        Ok(state) => cached_counts(sql, words, state).await?,
+        // A database before schema 5 (no `rs_meta` until the ingest side
+        // migrates it): count without the cache.
+        Err(Error::Storage(_)) => {
+            let read = fts_state(sql, words, false).await?;
+            let df = read.df_of(words);
+            (read.rows, df)
         }
-    }
-    let total = match total {
+        Err(e) => return Err(e),
+    };
+    let (rows, df) = read;
+    let total = match rows {
         Some(n) => n,
         None => {
             let rows = sql
@@ -554,7 +546,161 @@ pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<St
             int(rows.rows.first().and_then(|r| r.0.first()))
         }
     };
-    Ok((df, total))
+    Ok((df.into_iter().filter(|(_, n)| *n > 0).collect(), total))
+}
+
+/// The counts of `words` in `state` (read without words): from the cache
+/// when all are there, else counting the missing ones.
+async fn cached_counts<S: Sql>(
+    sql: &S,
+    words: &[String],
+    state: FtsState,
+) -> Result<(Option<i64>, HashMap<String, i64>)> {
+    let cache = term_stats_cache();
+    if let Some(df) = lock(cache).lookup(&state.key, words) {
+        return Ok((state.rows, df));
+    }
+    let missing = lock(cache).missing(&state.key, words);
+    let mut read = fts_state(sql, &missing, true).await?;
+    if read.key.is_empty() || read.key != state.key {
+        // Nothing to cache under, or a write landed between the two reads:
+        // count every word in one snapshot.
+        read = fts_state(sql, words, true).await?;
+    }
+    let mut c = lock(cache);
+    c.store(&read);
+    let df = c
+        .lookup(&read.key, words)
+        .unwrap_or_else(|| read.df_of(words));
+    Ok((read.rows, df))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What one read of the FTS index's state returns: the key its counts are
+/// valid under (database id + structure record), the row count from the
+/// averages record, and the row counts of the words asked for.
+#[derive(Debug, Default)]
+struct FtsState {
+    key: Vec<u8>,
+    rows: Option<i64>,
+    counts: Vec<(String, i64)>,
+    asked: Vec<String>,
+}
+
+/// One statement, so one snapshot: the averages record (id 1), with `keyed`
+/// the structure record (id 10) and the database id, and for `words` their
+/// row counts.
+async fn fts_state<S: Sql>(sql: &S, words: &[String], keyed: bool) -> Result<FtsState> {
+    let marks = (1..=words.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let vocab = if words.is_empty() {
+        String::new()
+    } else {
+        format!("SELECT 0, term, doc FROM rs_chunks_vocab WHERE term IN ({marks}) UNION ALL ")
+    };
+    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
+    let rows = sql
+        .query(
+            &format!(
+                "{vocab}SELECT id, NULL, block FROM rs_chunks_fts_data WHERE id IN {}",
+                if keyed {
+                    "(1, 10) UNION ALL SELECT -1, NULL, value FROM rs_meta WHERE key = 'database_id'"
+                } else {
+                    "(1)"
+                }
+            ),
+            &params,
+        )
+        .await?;
+    let mut state = FtsState {
+        asked: words.to_vec(),
+        ..FtsState::default()
+    };
+    let (mut database, mut structure) = (Vec::new(), Vec::new());
+    for r in &rows.rows {
+        match (int(r.0.first()), r.0.get(1), r.0.get(2)) {
+            (0, Some(SqlValue::Text(term)), count) => state.counts.push((term.clone(), int(count))),
+            (1, _, Some(SqlValue::Blob(record))) => {
+                state.rows = sqlite_varint(record).and_then(|n| i64::try_from(n).ok());
+            }
+            (10, _, Some(SqlValue::Blob(record))) => structure = record.clone(),
+            (-1, _, Some(SqlValue::Text(id))) => database = id.clone().into_bytes(),
+            _ => {}
+        }
+    }
+    // An empty database id (schema before 5) or structure (nothing indexed
+    // yet) makes an empty key, which is never cached.
+    if !database.is_empty() && !structure.is_empty() {
+        state.key = database;
+        state.key.push(0);
+        state.key.extend(structure);
+    }
+    Ok(state)
+}
+
+/// Word row counts of one state of the FTS index (per instance).
+#[derive(Debug, Default)]
+struct TermStatsCache {
+    key: Vec<u8>,
+    df: HashMap<String, i64>,
+}
+
+/// Words kept per state; past this the cache starts over.
+const CACHED_TERMS: usize = 20_000;
+
+impl TermStatsCache {
+    /// Every word's count under `key`, when all are cached.
+    fn lookup(&self, key: &[u8], words: &[String]) -> Option<HashMap<String, i64>> {
+        if key.is_empty() || self.key != key {
+            return None;
+        }
+        words
+            .iter()
+            .map(|w| self.df.get(w).map(|n| (w.clone(), *n)))
+            .collect()
+    }
+
+    /// The words not cached under `key`.
+    fn missing(&self, key: &[u8], words: &[String]) -> Vec<String> {
+        words
+            .iter()
+            .filter(|w| key.is_empty() || self.key != key || !self.df.contains_key(*w))
+            .cloned()
+            .collect()
+    }
+
+    fn store(&mut self, state: &FtsState) {
+        if state.key.is_empty() {
+            return;
+        }
+        if self.key != state.key || self.df.len() + state.asked.len() > CACHED_TERMS {
+            self.key = state.key.clone();
+            self.df.clear();
+        }
+        self.df.extend(state.df_of(&state.asked));
+    }
+}
+
+impl FtsState {
+    /// The counts of `words` read in this state (0 for a word not indexed).
+    fn df_of(&self, words: &[String]) -> HashMap<String, i64> {
+        let counts: HashMap<&str, i64> =
+            self.counts.iter().map(|(w, n)| (w.as_str(), *n)).collect();
+        words
+            .iter()
+            .map(|w| (w.clone(), counts.get(w.as_str()).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+fn term_stats_cache() -> &'static Mutex<TermStatsCache> {
+    static CACHE: std::sync::OnceLock<Mutex<TermStatsCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(TermStatsCache::default()))
 }
 
 /// The varint at the start of `bytes` in SQLite's format (FTS5 uses the
@@ -898,10 +1044,12 @@ pub async fn vector_ranked<S: Sql>(
         BINARY_CANDIDATES.max(limit),
         RESCORED_CANDIDATES.max(limit),
     );
-    let mut scored: Vec<(i64, f64)> = full_vectors(sql, &candidates, dims)
-        .await?
+    let (found, bytes) = vector_bytes(sql, &candidates, dims).await?;
+    let rescorer = Rescorer::new(query);
+    let mut scored: Vec<(i64, f64)> = found
         .into_iter()
-        .map(|(id, v)| (id, cosine(query, &v)))
+        .zip(bytes.chunks_exact(dims * 4))
+        .map(|(id, v)| (id, rescorer.cosine_le(v)))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(limit);
@@ -912,19 +1060,20 @@ pub async fn vector_ranked<S: Sql>(
 /// one at a time (≈15–22 µs each), so 200 candidates would cost 3–4 ms as
 /// rows. `group_concat` appends each BLOB's bytes as they are (SQLite does
 /// not check text encoding) and the `CAST` hands them back as a BLOB; both
-/// aggregates see the rows in the same order.
-pub async fn full_vectors<S: Sql>(
+/// aggregates see the rows in the same order. Returns the ids found and
+/// their vectors' little-endian `f32` bytes, `dims * 4` per id, in order.
+pub async fn vector_bytes<S: Sql>(
     sql: &S,
     ids: &[i64],
     dims: usize,
-) -> Result<Vec<(i64, Vec<f32>)>> {
+) -> Result<(Vec<i64>, Vec<u8>)> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let placeholders: Vec<String> = (0..ids.len()).map(|k| format!("?{}", k + 2)).collect();
     let mut params = vec![SqlValue::Integer(dims as i64 * 4)];
     params.extend(ids.iter().map(|id| SqlValue::Integer(*id)));
-    let rows = sql
+    let mut rows = sql
         .query(
             &format!(
                 "SELECT group_concat(id), CAST(group_concat(vector, '') AS BLOB)
@@ -935,17 +1084,17 @@ pub async fn full_vectors<S: Sql>(
             &params,
         )
         .await?;
-    let Some(row) = rows.rows.first() else {
-        return Ok(Vec::new());
+    let Some(mut row) = rows.rows.pop() else {
+        return Ok((Vec::new(), Vec::new()));
     };
     let found: Vec<i64> = match row.0.first() {
         Some(SqlValue::Text(list)) => list.split(',').filter_map(|x| x.parse().ok()).collect(),
         Some(SqlValue::Integer(id)) => vec![*id],
-        _ => return Ok(Vec::new()),
+        _ => return Ok((Vec::new(), Vec::new())),
     };
-    let bytes = match row.0.get(1) {
-        Some(SqlValue::Blob(b)) => b.as_slice(),
-        _ => &[],
+    let bytes = match row.0.get_mut(1) {
+        Some(SqlValue::Blob(b)) => std::mem::take(b),
+        _ => Vec::new(),
     };
     if bytes.len() != found.len() * dims * 4 {
         return Err(Error::Storage(format!(
@@ -954,9 +1103,19 @@ pub async fn full_vectors<S: Sql>(
             found.len()
         )));
     }
+    Ok((found, bytes))
+}
+
+/// The full vectors of `ids`, decoded (see [`vector_bytes`]).
+pub async fn full_vectors<S: Sql>(
+    sql: &S,
+    ids: &[i64],
+    dims: usize,
+) -> Result<Vec<(i64, Vec<f32>)>> {
+    let (found, bytes) = vector_bytes(sql, ids, dims).await?;
     Ok(found
         .into_iter()
-        .zip(bytes.chunks_exact(dims * 4))
+        .zip(bytes.chunks_exact(dims.max(1) * 4))
         .filter_map(|(id, b)| decode_f32(b).map(|v| (id, v)))
         .collect())
 }
@@ -1019,9 +1178,9 @@ pub fn cascade(
     }
     // Asymmetric scores through a table per byte: entry `b` of table `j`
     // is Σ over the 8 bits of `b` of ±q[8j + i].
-    let mut table = vec![0f32; per * 256];
-    for j in 0..per {
-        let t = &mut table[j * 256..(j + 1) * 256];
+    // Fixed-size tables: indexing one by a byte needs no bounds check.
+    let mut table = vec![[0f32; 256]; per];
+    for (j, t) in table.iter_mut().enumerate() {
         let q = |i: usize| query.get(j * 8 + i).copied().unwrap_or(0.0);
         t[0] = -(0..8).map(q).sum::<f32>();
         for b in 1..256usize {
@@ -1036,8 +1195,8 @@ pub fn cascade(
             let score: f32 = block
                 .code(*slot, per)
                 .iter()
-                .zip(table.chunks_exact(256))
-                .map(|(byte, t)| t[*byte as usize])
+                .zip(&table)
+                .map(|(byte, t)| t[usize::from(*byte)])
                 .sum();
             (score, block.ids[*slot])
         })
@@ -1067,11 +1226,100 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
         sums[2] += (*y as f64) * (*y as f64);
     }
     let [dot, na, nb] = sums;
+    unit_ratio(dot, na, nb)
+}
+
+fn unit_ratio(dot: f64, na: f64, nb: f64) -> f64 {
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
         dot / (na.sqrt() * nb.sqrt())
     }
+}
+
+/// The query side of exact rescoring: its floats and squared norm, computed
+/// once for all candidates.
+#[derive(Debug)]
+pub struct Rescorer<'q> {
+    query: &'q [f32],
+    norm2: f64,
+}
+
+impl<'q> Rescorer<'q> {
+    pub fn new(query: &'q [f32]) -> Self {
+        let norm2 = query.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+        Self { query, norm2 }
+    }
+
+    /// Cosine of the query with a stored vector given as its little-endian
+    /// `f32` bytes (as read from SQLite: no decoded copy is made). Equals
+    /// [`cosine`] of the decoded vector up to `f32` rounding.
+    pub fn cosine_le(&self, stored: &[u8]) -> f64 {
+        let (dot, norm2) = dot_norm_le(self.query, stored);
+        unit_ratio(f64::from(dot), self.norm2, f64::from(norm2))
+    }
+}
+
+/// `(q · v, v · v)` for `v` given as little-endian `f32` bytes, over
+/// `min(q.len(), v.len() / 4)` components, in two 4-lane `f32` accumulators.
+/// In wasm the loads of `v` are plain `v128` loads (wasm is little-endian).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn dot_norm_le(q: &[f32], v: &[u8]) -> (f32, f32) {
+    use core::arch::wasm32::{f32x4, f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128};
+    let le = |b: &[u8], k: usize| f32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
+    let four = |b: &[u8], k: usize| f32x4(le(b, k), le(b, k + 4), le(b, k + 8), le(b, k + 12));
+    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(32));
+    let done = qc.len().min(vc.len()) * 8;
+    let (mut d0, mut d1, mut n0, mut n1) = (
+        f32x4_splat(0.0),
+        f32x4_splat(0.0),
+        f32x4_splat(0.0),
+        f32x4_splat(0.0),
+    );
+    for (x, y) in qc.zip(vc) {
+        let (a0, a1) = (f32x4(x[0], x[1], x[2], x[3]), f32x4(x[4], x[5], x[6], x[7]));
+        let (b0, b1) = (four(y, 0), four(y, 16));
+        d0 = f32x4_add(d0, f32x4_mul(a0, b0));
+        d1 = f32x4_add(d1, f32x4_mul(a1, b1));
+        n0 = f32x4_add(n0, f32x4_mul(b0, b0));
+        n1 = f32x4_add(n1, f32x4_mul(b1, b1));
+    }
+    let sum = |a: v128, b: v128| {
+        let s = f32x4_add(a, b);
+        (f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<1>(s))
+            + (f32x4_extract_lane::<2>(s) + f32x4_extract_lane::<3>(s))
+    };
+    let (mut dot, mut norm) = (sum(d0, d1), sum(n0, n1));
+    for (x, y) in q[done..].iter().zip(v[done * 4..].chunks_exact(4)) {
+        let y = le(y, 0);
+        dot += x * y;
+        norm += y * y;
+    }
+    (dot, norm)
+}
+
+/// `(q · v, v · v)` for `v` given as little-endian `f32` bytes (the
+/// portable twin of the `simd128` kernel, in 8 lanes).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn dot_norm_le(q: &[f32], v: &[u8]) -> (f32, f32) {
+    let le = |b: &[u8], k: usize| f32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
+    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(32));
+    let done = qc.len().min(vc.len()) * 8;
+    let (mut dot, mut norm) = ([0f32; 8], [0f32; 8]);
+    for (x, y) in qc.zip(vc) {
+        for i in 0..8 {
+            let y = le(y, i * 4);
+            dot[i] += x[i] * y;
+            norm[i] += y * y;
+        }
+    }
+    let (mut dot, mut norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
+    for (x, y) in q[done..].iter().zip(v[done * 4..].chunks_exact(4)) {
+        let y = le(y, 0);
+        dot += x * y;
+        norm += y * y;
+    }
+    (dot, norm)
 }
 
 async fn load_hits<S: Sql>(sql: &S, ranked: &[(i64, Scores)]) -> Result<Vec<Hit>> {
@@ -1152,6 +1400,18 @@ mod tests {
             assert!((cosine(&a, &b) - want).abs() < 1e-5, "n={n}");
         }
         assert_eq!(cosine(&[0.0; 9], &[1.0; 9]), 0.0);
+    }
+
+    #[test]
+    fn rescoring_stored_bytes_matches_cosine_of_the_decoded_vector() {
+        for n in [1usize, 7, 8, 9, 16, 384, 1537] {
+            let q: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
+            let v: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 4.0) / 2.0).collect();
+            let got = Rescorer::new(&q).cosine_le(&ragspin_core::encode_f32(&v));
+            assert!((got - cosine(&q, &v)).abs() < 1e-5, "n={n}: {got}");
+        }
+        assert_eq!(Rescorer::new(&[1.0; 9]).cosine_le(&[0; 36]), 0.0);
+        assert_eq!(Rescorer::new(&[0.0; 9]).cosine_le(&[1; 36]), 0.0);
     }
 
     #[test]

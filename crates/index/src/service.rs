@@ -708,6 +708,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .query("SELECT COALESCE(MAX(id), 0) + 1 FROM rs_chunks", &[])
             .await?;
         let mut next_id = int(next.rows.first().and_then(|r| r.0.first()));
+        let first_id = next_id;
         let rows: Vec<(&ChunkDraft, &Option<Vec<f32>>)> = drafts.iter().zip(vectors).collect();
         for group in rows.chunks(CHUNK_ROWS) {
             let mut params = Vec::with_capacity(group.len() * 15);
@@ -763,6 +764,15 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 )
                 .await?;
         }
+        // The document's FTS rows in one statement: FTS5 tokenizes them in
+        // one pass (a trigger per chunk row cost twice as much).
+        self.sql
+            .execute(
+                "INSERT INTO rs_chunks_fts (rowid, text, heading)
+                 SELECT id, text, heading FROM rs_chunks WHERE id >= ?1 AND id < ?2",
+                &[i(first_id), i(next_id)],
+            )
+            .await?;
         self.write_vectors(index, version, &removed, &added).await?;
         let embedded = vectors.iter().filter(|v| v.is_some()).count() as i64;
         self.sql

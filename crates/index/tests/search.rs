@@ -496,3 +496,61 @@ fn term_stats_count_fts_rows_from_the_averages_record() {
     assert_eq!(total, 40);
     assert_eq!(total, rows(&sql));
 }
+
+/// Word counts are cached per instance under the FTS structure record and
+/// the database id (#4): every write must be seen, and two databases with
+/// the same layout but different words must not share counts.
+#[test]
+fn cached_term_stats_follow_every_write_and_never_cross_databases() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let stats = |sql: &SqliteSql, words: &[&str]| {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        block_on(ragspin_index::search::term_stats(sql, &words)).unwrap()
+    };
+    let (one, two) = (SqliteSql::new().unwrap(), SqliteSql::new().unwrap());
+    let (svc1, svc2) = (
+        IndexService::new(&one, &clock),
+        IndexService::new(&two, &clock),
+    );
+    block_on(svc1.migrate()).unwrap();
+    block_on(svc2.migrate()).unwrap();
+    // Same row count, same token counts, different words.
+    csv_index(&svc1, "a", 50, |k| format!("otter {k}"));
+    csv_index(&svc2, "a", 50, |k| format!("beaver {k}"));
+    for _ in 0..2 {
+        let (df, total) = stats(&one, &["otter", "beaver"]);
+        assert_eq!(
+            (df.get("otter"), df.get("beaver"), total),
+            (Some(&50), None, 50)
+        );
+        let (df, total) = stats(&two, &["otter", "beaver"]);
+        assert_eq!(
+            (df.get("otter"), df.get("beaver"), total),
+            (None, Some(&50), 50)
+        );
+    }
+    // A write to the same database: new rows, then a document removed.
+    csv_index(&svc1, "b", 20, |k| format!("otter beaver {k}"));
+    let (df, total) = stats(&one, &["otter", "beaver"]);
+    assert_eq!(
+        (df.get("otter"), df.get("beaver"), total),
+        (Some(&70), Some(&20), 70)
+    );
+    block_on(svc1.delete_index("a")).unwrap();
+    let (df, total) = stats(&one, &["beaver", "otter"]);
+    assert_eq!(
+        (df.get("otter"), df.get("beaver"), total),
+        (Some(&20), Some(&20), 20)
+    );
+    // A cached word and a new one together.
+    let (df, _) = stats(&one, &["otter", "7"]);
+    assert_eq!((df.get("otter"), df.get("7")), (Some(&20), Some(&1)));
+    // A database the ingest side has not migrated to schema 5 yet (no
+    // `rs_meta`) is counted without the cache.
+    block_on(one.execute("DROP TABLE rs_meta", &[])).unwrap();
+    let (df, total) = stats(&one, &["otter", "beaver"]);
+    assert_eq!(
+        (df.get("otter"), df.get("beaver"), total),
+        (Some(&20), Some(&20), 20)
+    );
+}
