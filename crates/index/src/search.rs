@@ -525,7 +525,7 @@ async fn bm25_ranked<S: Sql>(
 /// short read of the two records when its words are known, plus a count of
 /// the new words (usually rare, so cheap) otherwise.
 pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<String, i64>, i64)> {
-    let read = match fts_state(sql, &[], true).await {
+    let (rows, df) = match fts_state(sql, &[], true).await {
         Ok(state) => cached_counts(sql, words, state).await?,
         // A database before schema 5 (no `rs_meta` until the ingest side
         // migrates it): count without the cache.
@@ -536,7 +536,6 @@ pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<St
         }
         Err(e) => return Err(e),
     };
-    let (rows, df) = read;
     let total = match rows {
         Some(n) => n,
         None => {
