@@ -86,7 +86,7 @@ async fn context(stats: &CallStats) -> Result<QueryCtx> {
         )
     });
     Ok(Ctx {
-        sql: SpinSql::open_default(),
+        sql: SpinSql::pooled("default"),
         kv: SpinKv::open_default(),
         clock: SpinClock,
         timer: SpinTimer,

@@ -168,10 +168,28 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "INSERT OR IGNORE INTO rs_meta (key, value) VALUES ('database_id', lower(hex(randomblob(16))))",
         ],
     ),
+    (
+        6,
+        // Full vectors leave `rs_chunks` for a table of their own, stored as
+        // `f16` from now on (see `vectors`): a query rescoring 200 candidates
+        // read two pages per chunk row (text and a 6 KB vector overflow);
+        // a 3 KB vector row fits one page. Existing vectors move as they are
+        // (`f32`; a row's length tells which). A chunk's vector row goes
+        // with it (the trigger), whichever path deletes the chunk.
+        &[
+            "CREATE TABLE IF NOT EXISTS rs_chunk_vectors (id INTEGER PRIMARY KEY, vector BLOB NOT NULL)",
+            "INSERT OR IGNORE INTO rs_chunk_vectors (id, vector)
+            SELECT id, vector FROM rs_chunks WHERE vector IS NOT NULL",
+            "UPDATE rs_chunks SET vector = NULL WHERE vector IS NOT NULL",
+            "CREATE TRIGGER IF NOT EXISTS rs_chunk_vectors_delete AFTER DELETE ON rs_chunks BEGIN
+            DELETE FROM rs_chunk_vectors WHERE id = old.id;
+        END",
+        ],
+    ),
 ];
 
 /// The newest schema version.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {

@@ -8,8 +8,8 @@
 //! [`crate::lists`]) by Hamming
 //! distance → top [`BINARY_CANDIDATES`], rescores those with the query's own
 //! floats against their bits (asymmetric, no extra data) → top
-//! [`RESCORED_CANDIDATES`], then reads the full `f32` vectors of only those,
-//! in one result row, for exact cosine rescoring. The bits are cached in the
+//! [`RESCORED_CANDIDATES`], then reads the full vectors of only those
+//! (`f16`, see [`crate::vectors`]), in one result row, for cosine rescoring. The bits are cached in the
 //! instance, keyed by (index, version, generation); every write bumps the
 //! generation, so a stale cache is impossible by construction.
 
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lists::{LIST_SHIFT, Lists, block_key};
 use crate::sqlval::{int, real, text};
-use crate::vectors::{BitBlock, BitIndex, binary_code, decode_f32, hamming};
+use crate::vectors::{BitBlock, BitIndex, Stored, binary_code, decode_stored, f16_to_f32, hamming};
 
 /// Hamming-distance candidates kept per query (before asymmetric rescoring).
 pub const BINARY_CANDIDATES: usize = 2000;
@@ -1043,66 +1043,113 @@ pub async fn vector_ranked<S: Sql>(
         BINARY_CANDIDATES.max(limit),
         RESCORED_CANDIDATES.max(limit),
     );
-    let (found, bytes) = vector_bytes(sql, &candidates, dims).await?;
+    let stored = vector_bytes(sql, &candidates, dims).await?;
     let rescorer = Rescorer::new(query);
-    let mut scored: Vec<(i64, f64)> = found
-        .into_iter()
-        .zip(bytes.chunks_exact(dims * 4))
-        .map(|(id, v)| (id, rescorer.cosine_le(v)))
+    let mut scored: Vec<(i64, f64)> = stored
+        .iter()
+        .map(|(id, v)| (id, rescorer.cosine_stored(v)))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(limit);
     Ok(scored)
 }
 
+/// Full vectors as read by [`vector_bytes`]: ids in result order, each
+/// with its stored bytes (`f16` or `f32`, see [`Stored`]).
+#[derive(Debug, Default)]
+pub struct StoredVectors {
+    ids: Vec<i64>,
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl StoredVectors {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `(id, stored bytes)` per vector.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.ids
+            .iter()
+            .zip(starts.zip(&self.ends))
+            .map(|(id, (a, b))| (*id, &self.bytes[a..*b]))
+    }
+}
+
 /// The full vectors of `ids`, read as **one** result row: Spin returns rows
 /// one at a time (≈15–22 µs each), so 200 candidates would cost 3–4 ms as
 /// rows. `group_concat` appends each BLOB's bytes as they are (SQLite does
-/// not check text encoding) and the `CAST` hands them back as a BLOB; both
-/// aggregates see the rows in the same order. Returns the ids found and
-/// their vectors' little-endian `f32` bytes, `dims * 4` per id, in order.
-pub async fn vector_bytes<S: Sql>(
-    sql: &S,
-    ids: &[i64],
-    dims: usize,
-) -> Result<(Vec<i64>, Vec<u8>)> {
-    if ids.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+/// not check text encoding) and the `CAST` hands them back as a BLOB; the
+/// aggregates see the rows in the same order, and the lengths split the
+/// bytes. Only lengths of a `dims`-dimensional `f16` or `f32` vector are
+/// read. A database the ingest side has not migrated to schema 6 yet (no
+/// `rs_chunk_vectors`) is read from `rs_chunks.vector`, where the vectors
+/// were before.
+pub async fn vector_bytes<S: Sql>(sql: &S, ids: &[i64], dims: usize) -> Result<StoredVectors> {
+    if ids.is_empty() || dims == 0 {
+        return Ok(StoredVectors::default());
     }
-    let placeholders: Vec<String> = (0..ids.len()).map(|k| format!("?{}", k + 2)).collect();
-    let mut params = vec![SqlValue::Integer(dims as i64 * 4)];
+    let placeholders: Vec<String> = (0..ids.len()).map(|k| format!("?{}", k + 3)).collect();
+    let mut params = vec![
+        SqlValue::Integer(dims as i64 * 2),
+        SqlValue::Integer(dims as i64 * 4),
+    ];
     params.extend(ids.iter().map(|id| SqlValue::Integer(*id)));
-    let mut rows = sql
-        .query(
-            &format!(
-                "SELECT group_concat(id), CAST(group_concat(vector, '') AS BLOB)
-                 FROM (SELECT id, vector FROM rs_chunks
-                       WHERE id IN ({}) AND length(vector) = ?1)",
-                placeholders.join(", ")
-            ),
-            &params,
-        )
-        .await?;
+    let read = |table: &'static str| {
+        let statement = format!(
+            "SELECT group_concat(id), group_concat(length(vector)), CAST(group_concat(vector, '') AS BLOB)
+             FROM (SELECT id, vector FROM {table} WHERE id IN ({}) AND length(vector) IN (?1, ?2))",
+            placeholders.join(", ")
+        );
+        let params = &params;
+        async move { sql.query(&statement, params).await }
+    };
+    let mut rows = match read("rs_chunk_vectors").await {
+        Ok(rows) => rows,
+        Err(e @ Error::Storage(_)) => read("rs_chunks").await.map_err(|_| e)?,
+        Err(e) => return Err(e),
+    };
     let Some(mut row) = rows.rows.pop() else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok(StoredVectors::default());
     };
-    let found: Vec<i64> = match row.0.first() {
-        Some(SqlValue::Text(list)) => list.split(',').filter_map(|x| x.parse().ok()).collect(),
-        Some(SqlValue::Integer(id)) => vec![*id],
-        _ => return Ok((Vec::new(), Vec::new())),
+    let list = |v: Option<&SqlValue>| -> Vec<i64> {
+        match v {
+            Some(SqlValue::Text(list)) => list.split(',').filter_map(|x| x.parse().ok()).collect(),
+            Some(SqlValue::Integer(x)) => vec![*x],
+            _ => Vec::new(),
+        }
     };
-    let bytes = match row.0.get_mut(1) {
+    let found = list(row.0.first());
+    let mut end = 0;
+    let ends: Vec<usize> = list(row.0.get(1))
+        .into_iter()
+        .map(|len| {
+            end += len as usize;
+            end
+        })
+        .collect();
+    let bytes = match row.0.get_mut(2) {
         Some(SqlValue::Blob(b)) => std::mem::take(b),
         _ => Vec::new(),
     };
-    if bytes.len() != found.len() * dims * 4 {
+    if ends.len() != found.len() || end != bytes.len() {
         return Err(Error::Storage(format!(
             "read {} vector bytes for {} vectors of {dims} dimensions",
             bytes.len(),
             found.len()
         )));
     }
-    Ok((found, bytes))
+    Ok(StoredVectors {
+        ids: found,
+        ends,
+        bytes,
+    })
 }
 
 /// The full vectors of `ids`, decoded (see [`vector_bytes`]).
@@ -1111,11 +1158,10 @@ pub async fn full_vectors<S: Sql>(
     ids: &[i64],
     dims: usize,
 ) -> Result<Vec<(i64, Vec<f32>)>> {
-    let (found, bytes) = vector_bytes(sql, ids, dims).await?;
-    Ok(found
-        .into_iter()
-        .zip(bytes.chunks_exact(dims.max(1) * 4))
-        .filter_map(|(id, b)| decode_f32(b).map(|v| (id, v)))
+    let stored = vector_bytes(sql, ids, dims).await?;
+    Ok(stored
+        .iter()
+        .filter_map(|(id, b)| decode_stored(b, dims).map(|v| (id, v)))
         .collect())
 }
 
@@ -1250,13 +1296,42 @@ impl<'q> Rescorer<'q> {
         Self { query, norm2 }
     }
 
-    /// Cosine of the query with a stored vector given as its little-endian
-    /// `f32` bytes (as read from SQLite: no decoded copy is made). Equals
+    /// Cosine of the query with a stored vector, straight from its bytes as
+    /// read from SQLite (no decoded copy), either encoding (told by its
+    /// length, see [`Stored`]); 0 for a length that is neither. Equals
     /// [`cosine`] of the decoded vector up to `f32` rounding.
-    pub fn cosine_le(&self, stored: &[u8]) -> f64 {
-        let (dot, norm2) = dot_norm_le(self.query, stored);
+    pub fn cosine_stored(&self, stored: &[u8]) -> f64 {
+        let (dot, norm2) = match Stored::of(stored.len(), self.query.len()) {
+            Some(Stored::F16) => dot_norm_f16(self.query, stored),
+            Some(Stored::F32) => dot_norm_le(self.query, stored),
+            None => return 0.0,
+        };
         unit_ratio(f64::from(dot), self.norm2, f64::from(norm2))
     }
+}
+
+/// `(q · v, v · v)` for `v` given as little-endian `f16` bytes, in 8 lanes
+/// (integer conversions and multiplies the compiler turns into `v128`
+/// instructions in wasm).
+fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
+    let half = |b: &[u8], k: usize| f16_to_f32(u16::from_le_bytes([b[k], b[k + 1]]));
+    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(16));
+    let done = qc.len().min(vc.len()) * 8;
+    let (mut dot, mut norm) = ([0f32; 8], [0f32; 8]);
+    for (x, y) in qc.zip(vc) {
+        for i in 0..8 {
+            let y = half(y, i * 2);
+            dot[i] += x[i] * y;
+            norm[i] += y * y;
+        }
+    }
+    let (mut dot, mut norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
+    for (x, y) in q[done..].iter().zip(v[done * 2..].chunks_exact(2)) {
+        let y = half(y, 0);
+        dot += x * y;
+        norm += y * y;
+    }
+    (dot, norm)
 }
 
 /// `(q · v, v · v)` for `v` given as little-endian `f32` bytes, over
@@ -1405,12 +1480,27 @@ mod tests {
     fn rescoring_stored_bytes_matches_cosine_of_the_decoded_vector() {
         for n in [1usize, 7, 8, 9, 16, 384, 1537] {
             let q: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
-            let v: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 4.0) / 2.0).collect();
-            let got = Rescorer::new(&q).cosine_le(&ragspin_core::encode_f32(&v));
-            assert!((got - cosine(&q, &v)).abs() < 1e-5, "n={n}: {got}");
+            let v: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 4.0) / 3.0).collect();
+            let r = Rescorer::new(&q);
+            let exact = cosine(&q, &v);
+            let got = r.cosine_stored(&ragspin_core::encode_f32(&v));
+            assert!((got - exact).abs() < 1e-5, "f32, n={n}: {got} vs {exact}");
+            let f16 = crate::vectors::encode_f16(&v);
+            let rounded = crate::vectors::decode_stored(&f16, n).unwrap();
+            assert_ne!(rounded, v, "thirds are not exact in f16");
+            let got = r.cosine_stored(&f16);
+            assert!(
+                (got - cosine(&q, &rounded)).abs() < 1e-5,
+                "f16, n={n}: {got}"
+            );
+            assert!(
+                (got - exact).abs() < 1e-3,
+                "f16 rounding, n={n}: {got} vs {exact}"
+            );
         }
-        assert_eq!(Rescorer::new(&[1.0; 9]).cosine_le(&[0; 36]), 0.0);
-        assert_eq!(Rescorer::new(&[0.0; 9]).cosine_le(&[1; 36]), 0.0);
+        assert_eq!(Rescorer::new(&[1.0; 9]).cosine_stored(&[0; 36]), 0.0);
+        assert_eq!(Rescorer::new(&[0.0; 9]).cosine_stored(&[1; 36]), 0.0);
+        assert_eq!(Rescorer::new(&[1.0; 9]).cosine_stored(&[1; 35]), 0.0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::lists::{
 };
 use crate::model::*;
 use crate::sqlval::{blob, int, text};
-use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f32, needs_compaction};
+use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f16, encode_f32, needs_compaction};
 
 /// Chunks per embedder call when the embedder has no plan of its own
 /// ([`Embedder::plan`]; the Azure client plans one range per request).
@@ -240,7 +240,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let docs =
             q("SELECT count(*) FROM rs_documents WHERE index_name = ?1 AND version = ?2").await?;
         let chunks = q(
-            "SELECT count(*), COALESCE(SUM(vector IS NULL), 0) FROM rs_chunks WHERE index_name = ?1 AND version = ?2",
+            "SELECT count(*), COALESCE(SUM(NOT EXISTS (SELECT 1 FROM rs_chunk_vectors v WHERE v.id = c.id)), 0)
+             FROM rs_chunks c WHERE c.index_name = ?1 AND c.version = ?2",
         )
         .await?;
         let bytes = self
@@ -711,21 +712,18 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let first_id = next_id;
         let rows: Vec<(&ChunkDraft, &Option<Vec<f32>>)> = drafts.iter().zip(vectors).collect();
         for group in rows.chunks(CHUNK_ROWS) {
-            let mut params = Vec::with_capacity(group.len() * 15);
+            let mut params = Vec::with_capacity(group.len() * 14);
             let mut tuples = Vec::with_capacity(group.len());
+            let mut vector_params = Vec::with_capacity(group.len() * 2);
             for (draft, vector) in group {
                 let mut metadata = source.metadata.clone();
                 metadata.extend(draft.metadata.clone());
                 let heading_path =
                     serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
-                let blob = vector
-                    .as_ref()
-                    .map(|v| SqlValue::Blob(encode_f32(v)))
-                    .unwrap_or(SqlValue::Null);
                 let base = params.len();
                 tuples.push(format!(
                     "({})",
-                    (1..=15)
+                    (1..=14)
                         .map(|k| format!("?{}", base + k))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -745,9 +743,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     i(draft.token_count as i64),
                     t(&draft.content_hash),
                     t(serde_json::Value::Object(metadata).to_string()),
-                    blob,
                 ]);
                 if let Some(v) = vector {
+                    vector_params.extend([i(next_id), SqlValue::Blob(encode_f16(v))]);
                     added.push((next_id, v.clone()));
                 }
                 next_id += 1;
@@ -756,13 +754,27 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 .execute(
                     &format!(
                         "INSERT INTO rs_chunks (id, index_name, version, doc_id, ordinal, text, heading, heading_path,
-                            page, start_char, end_char, token_count, content_hash, metadata, vector)
+                            page, start_char, end_char, token_count, content_hash, metadata)
                          VALUES {}",
                         tuples.join(", ")
                     ),
                     &params,
                 )
                 .await?;
+            if !vector_params.is_empty() {
+                let marks: Vec<String> = (0..vector_params.len() / 2)
+                    .map(|k| format!("(?{}, ?{})", 2 * k + 1, 2 * k + 2))
+                    .collect();
+                self.sql
+                    .execute(
+                        &format!(
+                            "INSERT INTO rs_chunk_vectors (id, vector) VALUES {}",
+                            marks.join(", ")
+                        ),
+                        &vector_params,
+                    )
+                    .await?;
+            }
         }
         // The document's FTS rows in one statement: FTS5 tokenizes them in
         // one pass (a trigger per chunk row cost twice as much).
@@ -821,7 +833,8 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let rows = self
             .sql
             .query(
-                "SELECT id FROM rs_chunks WHERE index_name = ?1 AND version = ?2 AND doc_id = ?3 AND vector IS NOT NULL",
+                "SELECT c.id FROM rs_chunks c JOIN rs_chunk_vectors v ON v.id = c.id
+                 WHERE c.index_name = ?1 AND c.version = ?2 AND c.doc_id = ?3",
                 &[t(index), i(version), t(doc_id)],
             )
             .await?;

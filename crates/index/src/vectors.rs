@@ -1,10 +1,15 @@
 //! The vector layout: how embeddings are stored so a per-request component
 //! can search them without reading one SQLite row per vector.
 //!
-//! * Each chunk keeps its full-precision vector in `rs_chunks.vector`
-//!   (little-endian `f32`, `4 × d` bytes) — read only for the few candidates
-//!   that get exactly rescored, all of them in one result row (see
-//!   `search::full_vectors`).
+//! * Each chunk's full vector is a row of its own in `rs_chunk_vectors`
+//!   (`id` = the chunk's id), as little-endian IEEE **`f16`** (`2 × d`
+//!   bytes, [`encode_f16`]; 3 KB at 1,536 dimensions, so a row fits one
+//!   4 KB page with no overflow page) — read only for the few candidates
+//!   that get rescored, all of them in one result row (see
+//!   `search::vector_bytes`). Rows moved there by the schema-6 migration
+//!   keep the `f32` bytes (`4 × d`) they had in `rs_chunks.vector`; a
+//!   row's length tells the two apart ([`Stored::of`]). The `f32` originals
+//!   stay in the embedding cache (`rs_embeddings`).
 //! * Sign bits are also appended to **blocks** (`rs_vector_blocks`), 1,024
 //!   vectors per row: `ids` holds the chunk ids (`i64` LE; `0` is a
 //!   tombstone) and `bits` the sign bits (`⌈d/8⌉` bytes per vector, bit `i`
@@ -29,6 +34,72 @@ pub const BLOCK_CAPACITY: usize = 1024;
 
 /// The `f32` codec of `rs_chunks.vector` (shared with the Azure client).
 pub use ragspin_core::{decode_f32, encode_f32};
+
+/// How a full vector is stored in `rs_chunk_vectors`, told by its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Little-endian IEEE half precision, `2 × d` bytes (written since schema 6).
+    F16,
+    /// Little-endian `f32`, `4 × d` bytes (moved from `rs_chunks` by the schema-6 migration).
+    F32,
+}
+
+impl Stored {
+    /// The encoding of a stored vector of `len` bytes in a `dims`-dimensional version.
+    pub fn of(len: usize, dims: usize) -> Option<Self> {
+        if dims == 0 {
+            None
+        } else if len == dims * 2 {
+            Some(Self::F16)
+        } else if len == dims * 4 {
+            Some(Self::F32)
+        } else {
+            None
+        }
+    }
+}
+
+/// `v` as little-endian IEEE `f16` (round to nearest even). Components
+/// beyond the `f16` range (±65,504) are clamped and NaN is stored as 0, so
+/// every stored value is finite. Embedding components are far inside the
+/// range; the relative rounding error is at most 2⁻¹¹.
+pub fn encode_f16(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .flat_map(|x| {
+            let x = if x.is_nan() {
+                0.0
+            } else {
+                x.clamp(-65504.0, 65504.0)
+            };
+            half::f16::from_f32(x).to_bits().to_le_bytes()
+        })
+        .collect()
+}
+
+/// One `f16` (its bits) as `f32`, exact for every finite value, normals and
+/// subnormals alike: the 15 low bits shifted into an `f32`'s place carry the
+/// exponent rebased by −112, which one multiply by 2¹¹² restores (the
+/// integer-only form vectorises; infinities and NaN are never stored).
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let magnitude = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
+}
+
+/// A stored full vector decoded (either encoding); `None` for a length that
+/// is neither.
+pub fn decode_stored(bytes: &[u8], dims: usize) -> Option<Vec<f32>> {
+    match Stored::of(bytes.len(), dims)? {
+        Stored::F32 => decode_f32(bytes),
+        Stored::F16 => Some(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
+    }
+}
 
 /// Sign bits of `v`, `⌈d/8⌉` bytes, least significant bit first.
 pub fn binary_code(v: &[f32]) -> Vec<u8> {
@@ -228,6 +299,48 @@ mod tests {
         let v = vec![0.0, -1.5, 3.25e-7, f32::MAX];
         assert_eq!(decode_f32(&encode_f32(&v)).unwrap(), v);
         assert!(decode_f32(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn f16_decoding_is_exact_for_every_finite_half() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h);
+            if !want.is_finite() {
+                continue;
+            }
+            assert_eq!(
+                f16_to_f32(h).to_bits(),
+                want.to_f32().to_bits(),
+                "bits {h:#06x}"
+            );
+        }
+    }
+
+    #[test]
+    fn f16_storage_rounds_clamps_and_is_told_apart_by_length() {
+        let v = vec![0.0, -1.5, 1.0e-6, 70000.0, f32::NAN, 0.1];
+        let bytes = encode_f16(&v);
+        assert_eq!(bytes.len(), 12);
+        assert_eq!(Stored::of(12, 6), Some(Stored::F16));
+        assert_eq!(Stored::of(24, 6), Some(Stored::F32));
+        assert_eq!(Stored::of(13, 6), None);
+        assert_eq!(Stored::of(0, 0), None);
+        let back = decode_stored(&bytes, 6).unwrap();
+        assert_eq!(&back[..2], &[0.0, -1.5]);
+        // Subnormal halves are 2⁻²⁴ apart: rounding moves at most half that.
+        assert!(
+            (back[2] - 1.0e-6).abs() <= 2f32.powi(-25),
+            "subnormal kept: {}",
+            back[2]
+        );
+        assert_eq!(back[3], 65504.0);
+        assert_eq!(back[4], 0.0);
+        assert!((back[5] - 0.1).abs() <= 0.1 / 2048.0);
+        assert_eq!(
+            decode_stored(&encode_f32(&v[..3]), 3).unwrap(),
+            v[..3].to_vec()
+        );
+        assert!(decode_stored(&bytes, 5).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use futures::executor::block_on;
 use ragspin_core::{Embedder, Embedding, Result, Sql, SqlValue};
 use ragspin_index::lists::{Lists, block_key, list_count};
 use ragspin_index::search::{Filter, SearchRequest, Weights, search};
-use ragspin_index::vectors::decode_f32;
+use ragspin_index::vectors::decode_stored;
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
 use ragspin_testkit::{ManualClock, SqliteSql};
 use serde_json::json;
@@ -121,15 +121,17 @@ impl World {
     }
     /// Every stored chunk vector, by chunk id.
     fn vectors(&self) -> HashMap<i64, Vec<f32>> {
-        let rows = block_on(self.sql.query(
-            "SELECT id, vector FROM rs_chunks WHERE vector IS NOT NULL",
-            &[],
-        ))
+        let rows = block_on(
+            self.sql
+                .query("SELECT id, vector FROM rs_chunk_vectors", &[]),
+        )
         .unwrap();
         rows.rows
             .iter()
             .map(|r| match (&r.0[0], &r.0[1]) {
-                (SqlValue::Integer(id), SqlValue::Blob(b)) => (*id, decode_f32(b).unwrap()),
+                (SqlValue::Integer(id), SqlValue::Blob(b)) => {
+                    (*id, decode_stored(b, b.len() / 2).expect("f16"))
+                }
                 other => panic!("{other:?}"),
             })
             .collect()

@@ -126,6 +126,13 @@ fn count(sql: &SqliteSql, q: &str) -> i64 {
     }
 }
 
+fn text_of(sql: &SqliteSql, q: &str) -> String {
+    match &block_on(sql.query(q, &[])).unwrap().rows[0].0[0] {
+        SqlValue::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
 struct World {
     sql: SqliteSql,
     clock: ManualClock,
@@ -168,7 +175,7 @@ fn ingest_writes_chunks_fts_rows_and_vectors() {
     assert_eq!(
         count(
             &w.sql,
-            "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"
+            "SELECT count(*) FROM rs_chunk_vectors v JOIN rs_chunks c ON c.id = v.id"
         ),
         chunks
     );
@@ -611,6 +618,112 @@ fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
     )
     .unwrap();
     assert_eq!(e.calls.get(), calls, "cached vectors were lost");
+}
+
+/// A vector-only search of "docs" for `vector`: (chunk id, vector score) per hit.
+fn vector_hits(w: &World, vector: Vec<f32>) -> Vec<(i64, f64)> {
+    use ragspin_index::search::{Filter, SearchRequest, Weights, search};
+    let req = SearchRequest {
+        index: "docs".into(),
+        query: "battery".into(),
+        top_k: 5,
+        filter: Filter::default(),
+        weights: Weights {
+            bm25: 0.0,
+            vector: 1.0,
+        },
+        query_vector: Some(vector),
+    };
+    block_on(search(&w.sql, &req))
+        .unwrap()
+        .hits
+        .iter()
+        .map(|h| (h.chunk_id, h.scores.vector.unwrap()))
+        .collect()
+}
+
+#[test]
+fn schema_6_moves_vectors_out_of_the_chunk_rows_and_search_reads_both_layouts() {
+    let w = World::new();
+    let e = CountingEmbedder::new();
+    block_on(
+        w.svc()
+            .ingest("docs", doc("a.md", &markdown(6)), Some(&e), FAR),
+    )
+    .unwrap();
+    let chunks = count(&w.sql, "SELECT count(*) FROM rs_chunks");
+    // Written since schema 6: one f16 row per chunk, nothing in the chunk row.
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunk_vectors WHERE length(vector) = 64"
+        ),
+        chunks
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"
+        ),
+        0
+    );
+    let query = block_on(e.embed(&["battery life of the phone".to_string()]))
+        .unwrap()
+        .remove(0);
+    let f16_hits = vector_hits(&w, query.clone());
+    assert_eq!(f16_hits.len(), 5);
+
+    // Back to schema 5: the f32 vectors (the cache's originals) in the chunk rows.
+    for statement in [
+        "UPDATE rs_chunks SET vector = (SELECT e.vector FROM rs_embeddings e
+            WHERE e.content_hash = rs_chunks.content_hash)",
+        "DROP TRIGGER rs_chunk_vectors_delete",
+        "DROP TABLE rs_chunk_vectors",
+        "DELETE FROM rs_schema WHERE version >= 6",
+    ] {
+        block_on(w.sql.execute(statement, &[])).unwrap();
+    }
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE length(vector) = 128"
+        ),
+        chunks
+    );
+    // The query side reads a database not migrated yet from the chunk rows,
+    // and f32 and f16 rank alike here, with scores within f16 rounding.
+    let f32_hits = vector_hits(&w, query.clone());
+    let ids = |h: &[(i64, f64)]| h.iter().map(|x| x.0).collect::<Vec<_>>();
+    assert_eq!(ids(&f32_hits), ids(&f16_hits));
+    for (a, b) in f32_hits.iter().zip(&f16_hits) {
+        assert!((a.1 - b.1).abs() < 1e-3, "{a:?} vs {b:?}");
+    }
+
+    block_on(w.svc().migrate()).unwrap();
+    // Moved as they were (f32), out of the chunk rows.
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunk_vectors WHERE length(vector) = 128"
+        ),
+        chunks
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE vector IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(vector_hits(&w, query.clone()), f32_hits);
+    let stats = block_on(w.svc().get_index("docs")).unwrap();
+    assert_eq!(stats.stats.vectors_pending, 0);
+
+    // Deleting the document takes its vector rows along (the trigger).
+    let doc_id = text_of(&w.sql, "SELECT doc_id FROM rs_documents LIMIT 1");
+    block_on(w.svc().delete_document("docs", &doc_id)).unwrap();
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_chunk_vectors"), 0);
+    assert!(vector_hits(&w, query).is_empty());
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The ports over `spin-sdk` 6.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::reuse::ConnectionState;
 use bytes::Bytes;
 use http_body_util::Full;
 use ragspin_core::ports::{next_counter, validate_variable_name};
@@ -86,9 +87,31 @@ impl KvStore for SpinKv {
 ///
 /// Opened on first use (see [`SpinKv`]). `execute` reports the connection's
 /// `changes()`, which concurrent tasks of one instance could interleave.
+///
+/// A [`SpinSql::pooled`] value hands its connection back to the instance
+/// when dropped, and the next request of the (reused) instance takes it
+/// instead of opening a new one: Spin opens a new SQLite connection per
+/// `open`, which reads and parses the whole schema on its first statement
+/// (≈ 0.3 ms here) and starts with an empty page cache. A connection is
+/// only handed back idle: after a `BEGIN` or `SAVEPOINT` without a
+/// successful `COMMIT`/`END`/`ROLLBACK` (a request cancelled mid-transaction,
+/// a failed commit), or with a statement still running (a request dropped
+/// while waiting on it), it is closed instead, which rolls any transaction
+/// back. SQLite checks at each read transaction whether another
+/// connection wrote, so a kept connection never reads stale pages.
 pub struct SpinSql {
     label: String,
     conn: OnceCell<Connection>,
+    pooled: bool,
+    state: Cell<ConnectionState>,
+}
+
+/// Idle connections an instance keeps (per database label).
+const IDLE_CONNECTIONS: usize = 4;
+
+thread_local! {
+    /// Connections handed back by [`SpinSql::pooled`] values, with their label.
+    static IDLE: RefCell<Vec<(String, Connection)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl SpinSql {
@@ -97,6 +120,8 @@ impl SpinSql {
         Self {
             label: label.into(),
             conn: OnceCell::new(),
+            pooled: false,
+            state: Cell::new(ConnectionState::default()),
         }
     }
 
@@ -105,14 +130,54 @@ impl SpinSql {
         Self::open("default")
     }
 
+    /// The database called `label`, on a connection kept by the instance
+    /// between requests (see the type's documentation).
+    pub fn pooled(label: impl Into<String>) -> Self {
+        let mut sql = Self::open(label);
+        sql.pooled = true;
+        sql
+    }
+
     async fn conn(&self) -> Result<&Connection> {
         if self.conn.get().is_none() {
-            let conn = Connection::open(&self.label).await.map_err(sql_error)?;
+            let idle = if self.pooled {
+                IDLE.with_borrow_mut(|idle| {
+                    let at = idle.iter().rposition(|(label, _)| *label == self.label)?;
+                    Some(idle.swap_remove(at).1)
+                })
+            } else {
+                None
+            };
+            let conn = match idle {
+                Some(conn) => conn,
+                None => Connection::open(&self.label).await.map_err(sql_error)?,
+            };
             let _ = self.conn.set(conn);
         }
         self.conn
             .get()
             .ok_or_else(|| Error::Internal("sqlite connection vanished".into()))
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ConnectionState)) {
+        let mut state = self.state.get();
+        f(&mut state);
+        self.state.set(state);
+    }
+}
+
+impl Drop for SpinSql {
+    fn drop(&mut self) {
+        if !self.pooled || !self.state.get().reusable() {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            IDLE.with_borrow_mut(|idle| {
+                if idle.iter().filter(|(l, _)| *l == self.label).count() < IDLE_CONNECTIONS {
+                    idle.push((std::mem::take(&mut self.label), conn));
+                }
+            });
+        }
     }
 }
 
@@ -143,24 +208,36 @@ fn from_spin(value: Value) -> SqlValue {
 impl Sql for SpinSql {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64> {
         let conn = self.conn().await?;
-        conn.execute(sql, params.iter().map(to_spin))
-            .await
-            .map_err(sql_error)?
-            .collect()
-            .await
-            .map_err(sql_error)?;
+        self.update(|s| s.starting(sql));
+        let ran = async {
+            conn.execute(sql, params.iter().map(to_spin))
+                .await
+                .map_err(sql_error)?
+                .collect()
+                .await
+                .map_err(sql_error)
+        }
+        .await;
+        self.update(|s| s.finished(sql, ran.is_ok()));
+        ran?;
         Ok(conn.changes().await)
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
-        let result = self
-            .conn()
-            .await?
-            .execute(sql, params.iter().map(to_spin))
-            .await
-            .map_err(sql_error)?;
-        let columns = result.columns().to_vec();
-        let rows = result.collect().await.map_err(sql_error)?;
+        let conn = self.conn().await?;
+        self.update(|s| s.starting(sql));
+        let ran = async {
+            let result = conn
+                .execute(sql, params.iter().map(to_spin))
+                .await
+                .map_err(sql_error)?;
+            let columns = result.columns().to_vec();
+            let rows = result.collect().await.map_err(sql_error)?;
+            Ok::<_, Error>((columns, rows))
+        }
+        .await;
+        self.update(|s| s.finished(sql, ran.is_ok()));
+        let (columns, rows) = ran?;
         Ok(Rows {
             columns,
             rows: rows

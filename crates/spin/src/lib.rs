@@ -36,6 +36,7 @@ use serde::Serialize;
 mod adapters;
 #[cfg(target_arch = "wasm32")]
 mod glue;
+pub mod reuse;
 
 #[cfg(target_arch = "wasm32")]
 pub use adapters::{SpinBodyStream, SpinClock, SpinConfig, SpinHttp, SpinKv, SpinSql, SpinTimer};
