@@ -14,7 +14,8 @@
 //! | `rs_sources` | each document's original bytes and metadata — what a new version is rebuilt from |
 //! | `rs_documents` | a document as indexed in one version (content hash, chunk count) |
 //! | `rs_jobs` | the latest ingest's progress: stage, embedded n/m, error |
-//! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata, f32 vector; FTS5 (BM25) kept in step by triggers |
+//! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata (its `vector` column is empty since schema 6); FTS5 (BM25): rows written per document, removed by a delete trigger |
+//! | `rs_chunk_vectors` | each chunk's full vector, one row by chunk id: `f16` (see [`vectors`]); removed with its chunk by a trigger |
 //! | `rs_embeddings` | the embedding cache: vectors keyed by (deployment, dimensions, chunk SHA-256) |
 //! | `rs_vector_blocks` | sign bits, 1,024 vectors a row (see [`vectors`]); grouped by list once partitioned |
 //! | `rs_vector_lists` | a partitioned version's list centroids (see [`lists`]) |
