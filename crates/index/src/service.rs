@@ -638,8 +638,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     batch.len()
                 )));
             }
-            // Each finished batch is committed to the cache at once: a retry
-            // after a failure or a timeout does not embed it again.
+            // Each finished batch is committed to the cache at once, with the
+            // progress it makes (one commit per batch): a retry after a
+            // failure or a timeout does not embed it again.
+            done += batch.len() as i64;
             self.begin().await?;
             let result = async {
                 let mut params = vec![t(&model), i(dims), i(self.now())];
@@ -660,24 +662,22 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                         &params,
                     )
                     .await?;
-                Ok(())
+                self.set_job(
+                    index,
+                    doc_id,
+                    content_hash,
+                    "embedding",
+                    done.min(total),
+                    total,
+                    None,
+                )
+                .await
             }
             .await;
             self.finish(result).await?;
             for (d, v) in batch.iter().zip(vectors) {
                 known.insert(d.content_hash.clone(), v);
             }
-            done += batch.len() as i64;
-            self.set_job(
-                index,
-                doc_id,
-                content_hash,
-                "embedding",
-                done.min(total),
-                total,
-                None,
-            )
-            .await?;
         }
         Ok(Some(
             drafts
