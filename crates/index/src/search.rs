@@ -1167,8 +1167,9 @@ pub async fn full_vectors<S: Sql>(
 
 /// Candidate ids for `query`: the `n_binary` nearest sign codes by Hamming
 /// distance, then the `n_rescored` best of those by the asymmetric score
-/// `Σ qᵢ·(bitᵢ ? 1 : −1)` (the query's floats against the stored bits,
-/// which ranks far better than Hamming distance for the same bits).
+/// `Σ qᵢ·(bitᵢ ? 1 : −1)` (the query, quantised to 4 bits, against the
+/// stored bits, which ranks far better than Hamming distance for the same
+/// bits; see `QueryPlanes`).
 pub fn cascade(
     bits: &BitIndex,
     query: &[f32],

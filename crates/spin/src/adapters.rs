@@ -112,9 +112,11 @@ const IDLE_CONNECTIONS: usize = 4;
 /// Run once on each new kept connection: reads of the database file through
 /// a memory map of up to 256 MB (the OS page cache, shared by all
 /// connections, instead of a `read` into each connection's own page cache
-/// per page). The query's 200 full-vector rows are 200 random pages: ≈ 2x
-/// faster this way on a kept connection (BENCHMARKS.md). Only a kept
-/// connection gains; on one per request the map's set-up costs more.
+/// per page). The query's 200 full-vector rows are 200 random pages: ≈ 1.5x
+/// faster this way on a kept connection, and a fresh instance's first query
+/// (which reads every block of sign bits) took 8 ms p50 instead of 12–18 at
+/// 10k vectors (BENCHMARKS.md). Only kept connections get it: the fifth
+/// session measured it slower on a new connection per request.
 const POOLED_SETUP: &str = "PRAGMA mmap_size = 268435456";
 
 thread_local! {
