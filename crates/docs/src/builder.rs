@@ -103,23 +103,37 @@ pub(crate) fn no_text(hint: &str) -> Error {
 /// Normalises text for a section: `\r\n` and `\r` become `\n`, other control
 /// characters (and the BOM) are dropped, trailing spaces of each line are
 /// removed, and the whole is trimmed.
+///
+/// Scans bytes and copies the runs between special characters whole: the
+/// special ones are the C0 controls but tab, DEL, the C1 controls (`C2 80`
+/// to `C2 9F` in UTF-8) — together exactly `char::is_control` — and the BOM
+/// (`EF BB BF`). Each starts at a char boundary (an ASCII byte or a lead
+/// byte), so the runs are valid slices.
 pub(crate) fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                if chars.peek() != Some(&'\n') {
-                    push_newline(&mut out);
-                }
-            }
-            '\n' => push_newline(&mut out),
-            '\t' => out.push('\t'),
-            '\u{feff}' => {}
-            c if c.is_control() => {}
-            c => out.push(c),
+    let bytes = text.as_bytes();
+    let (mut i, mut run) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let special = match b {
+            b'\t' => 0,
+            0x00..=0x1f | 0x7f => 1,
+            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => 2,
+            0xef if bytes.get(i + 1) == Some(&0xbb) && bytes.get(i + 2) == Some(&0xbf) => 3,
+            _ => 0,
+        };
+        if special == 0 {
+            i += 1;
+            continue;
         }
+        out.push_str(&text[run..i]);
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            push_newline(&mut out);
+        }
+        i += special;
+        run = i;
     }
+    out.push_str(&text[run..]);
     let trimmed_end = out.trim_end().len();
     out.truncate(trimmed_end);
     let leading = out.len() - out.trim_start().len();
@@ -140,6 +154,42 @@ mod tests {
     #[test]
     fn cleans_line_endings_controls_and_trailing_spaces() {
         assert_eq!(clean("\u{feff}  a \r\nb\rc\u{0}\t \n\n"), "a\nb\nc");
+    }
+
+    /// The char-by-char form `clean` had before it copied runs.
+    fn clean_by_chars(text: &str) -> String {
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' if chars.peek() != Some(&'\n') => push_newline(&mut out),
+                '\r' | '\u{feff}' => {}
+                '\n' => push_newline(&mut out),
+                '\t' => out.push('\t'),
+                c if c.is_control() => {}
+                c => out.push(c),
+            }
+        }
+        out.trim().to_owned()
+    }
+
+    #[test]
+    fn cleaning_by_runs_matches_cleaning_by_chars() {
+        let pieces = [
+            "a", " ", "\t", "\r", "\n", "\r\n", "\u{feff}", "\u{0}", "\u{7f}", "\u{80}", "\u{9f}",
+            "\u{a0}", "é", "¿", "漢", "😀", "\u{fefe}", "﻿x",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..2000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 12) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            assert_eq!(clean(&text), clean_by_chars(&text), "{text:?}");
+        }
     }
 
     #[test]

@@ -481,15 +481,23 @@ struct Offsets<'t> {
     byte: usize,
     char: usize,
     chars: usize,
+    /// All ASCII: char and byte offsets are the same (no walk).
+    ascii: bool,
 }
 
 impl<'t> Offsets<'t> {
     fn new(text: &'t str) -> Self {
+        let ascii = text.is_ascii();
         Self {
             text,
             byte: 0,
             char: 0,
-            chars: text.chars().count(),
+            chars: if ascii {
+                text.len()
+            } else {
+                text.chars().count()
+            },
+            ascii,
         }
     }
 
@@ -507,6 +515,11 @@ impl<'t> Offsets<'t> {
     /// not a UTF-8 continuation byte (`10xxxxxx`).
     fn byte_at(&mut self, char: usize) -> usize {
         let bytes = self.text.as_bytes();
+        if self.ascii {
+            self.byte = char.min(bytes.len());
+            self.char = self.byte;
+            return self.byte;
+        }
         while self.char < char && self.byte < bytes.len() {
             self.byte += 1;
             while bytes.get(self.byte).is_some_and(|b| is_continuation(*b)) {
@@ -528,6 +541,11 @@ impl<'t> Offsets<'t> {
     fn char_at(&mut self, byte: usize) -> usize {
         let bytes = self.text.as_bytes();
         let byte = byte.min(bytes.len());
+        if self.ascii {
+            self.byte = byte;
+            self.char = byte;
+            return byte;
+        }
         let starts = |range: &[u8]| range.iter().filter(|b| !is_continuation(**b)).count();
         if byte >= self.byte {
             self.char += starts(&bytes[self.byte..byte]);
@@ -634,5 +652,21 @@ mod tests {
         assert_eq!(o.char_at(0), 0);
         assert_eq!(o.char_at(10), 4);
         assert_eq!(o.byte_range(0, 6), None);
+    }
+
+    #[test]
+    fn ascii_offsets_match_the_walk() {
+        let text = "Install the agent.\n\nThen restart it: twice.";
+        let mut fast = Offsets::new(text);
+        let mut walk = Offsets::new(text);
+        walk.ascii = false;
+        assert!(fast.ascii);
+        for (start, end) in [(0, 7), (5, 20), (20, 44), (3, 3), (0, 44), (10, 12)] {
+            assert_eq!(fast.byte_range(start, end), walk.byte_range(start, end));
+        }
+        for byte in [44, 0, 17, 30, 2, 99] {
+            assert_eq!(fast.char_at(byte), walk.char_at(byte), "byte {byte}");
+        }
+        assert_eq!(fast.byte_range(0, 45), None);
     }
 }

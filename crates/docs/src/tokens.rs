@@ -29,8 +29,16 @@
 /// pins those counts. It is not a tokenizer: a budget of `max_tokens` should
 /// keep ~10 % headroom below a model's hard limit.
 pub fn estimate_tokens(text: &str) -> usize {
+    // ASCII text (most of it) skips UTF-8 decoding: its bytes are its chars.
+    if text.is_ascii() {
+        count(text.bytes().map(char::from).peekable())
+    } else {
+        count(text.chars().peekable())
+    }
+}
+
+fn count(mut chars: std::iter::Peekable<impl Iterator<Item = char>>) -> usize {
     let mut tokens = 0;
-    let mut chars = text.chars().peekable();
     let mut prev_letter = false;
     while let Some(c) = chars.next() {
         if c.is_ascii_alphabetic() {
