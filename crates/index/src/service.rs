@@ -679,12 +679,21 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 known.insert(d.content_hash.clone(), v);
             }
         }
-        Ok(Some(
-            drafts
-                .iter()
-                .map(|d| known.get(&d.content_hash).cloned())
-                .collect(),
-        ))
+        // Each vector moves out of `known` to its first chunk; a chunk
+        // repeating an earlier one's text gets a copy.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(drafts.len());
+        for (k, d) in drafts.iter().enumerate() {
+            let v = match first.get(d.content_hash.as_str()) {
+                Some(at) => out[*at].clone(),
+                None => {
+                    first.insert(&d.content_hash, k);
+                    known.remove(&d.content_hash)
+                }
+            };
+            out.push(v);
+        }
+        Ok(Some(out))
     }
 
     /// Inside a transaction: replace the document's chunks in `version`.
@@ -698,7 +707,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     ) -> Result<()> {
         let doc_id = &source.doc_id;
         let removed = self.remove_chunks(index, version, doc_id).await?;
-        let mut added: Vec<(i64, Vec<f32>)> = Vec::new();
+        let mut added: Vec<(i64, &[f32])> = Vec::new();
         let now = self.now();
         // Ids are assigned here (the transaction holds the write lock), so
         // chunks go in with multi-row INSERTs: one statement per
@@ -746,7 +755,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 ]);
                 if let Some(v) = vector {
                     vector_params.extend([i(next_id), SqlValue::Blob(encode_f16(v))]);
-                    added.push((next_id, v.clone()));
+                    added.push((next_id, v.as_slice()));
                 }
                 next_id += 1;
             }
@@ -857,7 +866,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         index: &str,
         version: i64,
         removed: &HashSet<i64>,
-        added: &[(i64, Vec<f32>)],
+        added: &[(i64, &[f32])],
     ) -> Result<()> {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
