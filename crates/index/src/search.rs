@@ -1376,100 +1376,75 @@ impl<'q> Rescorer<'q> {
     }
 }
 
+/// One little-endian `f16` (2 bytes) as `f32`.
+fn f16_le(b: &[u8]) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// One little-endian `f32` (4 bytes).
+fn f32_le(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
 /// `(q · v, v · v)` for `v` given as little-endian `f16` bytes: eight
-/// halves per `v128`, widened to two `u32x4`, converted as in
-/// [`f16_to_f32`] (mask, shift, one multiply, the sign OR-ed back) and
-/// accumulated in two 4-lane `f32` sums.
+/// halves per `v128`, widened to two `u32x4` and converted as in
+/// [`f16_to_f32`] (mask, shift, one multiply, the sign OR-ed back).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
     use core::arch::wasm32::{
-        f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, u32x4_extend_high_u16x8,
-        u32x4_extend_low_u16x8, u32x4_shl, u32x4_splat, v128, v128_and, v128_or,
+        f32x4_mul, f32x4_splat, u32x4_extend_high_u16x8, u32x4_extend_low_u16x8, u32x4_shl,
+        u32x4_splat, v128, v128_and, v128_or,
     };
-    let h = |b: &[u8], k: usize| u16::from_le_bytes([b[k], b[k + 1]]);
-    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(16));
-    let done = qc.len().min(vc.len()) * 8;
     let (magnitude, sign) = (u32x4_splat(0x7fff), u32x4_splat(0x8000));
     let rebase = f32x4_splat(f32::from_bits(0x7780_0000));
     let widen = |bits: v128| {
         let m = f32x4_mul(u32x4_shl(v128_and(bits, magnitude), 13), rebase);
         v128_or(m, u32x4_shl(v128_and(bits, sign), 16))
     };
-    let (mut d0, mut d1, mut n0, mut n1) = (
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-    );
-    for (x, y) in qc.zip(vc) {
-        // Unaligned `v128` loads (wasm is little-endian like the bytes).
+    let eight = |y: &[u8]| {
         let halves: v128 = bytemuck::pod_read_unaligned(y);
-        let a0: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[..4]));
-        let a1: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[4..]));
-        let b0 = widen(u32x4_extend_low_u16x8(halves));
-        let b1 = widen(u32x4_extend_high_u16x8(halves));
-        d0 = f32x4_add(d0, f32x4_mul(a0, b0));
-        d1 = f32x4_add(d1, f32x4_mul(a1, b1));
-        n0 = f32x4_add(n0, f32x4_mul(b0, b0));
-        n1 = f32x4_add(n1, f32x4_mul(b1, b1));
-    }
-    let sum = |a: v128, b: v128| {
-        let s = f32x4_add(a, b);
-        (f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<1>(s))
-            + (f32x4_extract_lane::<2>(s) + f32x4_extract_lane::<3>(s))
+        (
+            widen(u32x4_extend_low_u16x8(halves)),
+            widen(u32x4_extend_high_u16x8(halves)),
+        )
     };
-    let (mut dot, mut norm) = (sum(d0, d1), sum(n0, n1));
-    for (x, y) in q[done..].iter().zip(v[done * 2..].chunks_exact(2)) {
-        let y = f16_to_f32(h(y, 0));
-        dot += x * y;
-        norm += y * y;
-    }
-    (dot, norm)
+    dot_norm_simd(q, v, 2, eight, f16_le)
 }
 
-/// `(q · v, v · v)` for `v` given as little-endian `f16` bytes (the
-/// portable twin of the `simd128` kernel, in 8 lanes).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
-    let half = |b: &[u8], k: usize| f16_to_f32(u16::from_le_bytes([b[k], b[k + 1]]));
-    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(16));
-    let done = qc.len().min(vc.len()) * 8;
-    let (mut dot, mut norm) = ([0f32; 8], [0f32; 8]);
-    for (x, y) in qc.zip(vc) {
-        for i in 0..8 {
-            let y = half(y, i * 2);
-            dot[i] += x[i] * y;
-            norm[i] += y * y;
-        }
-    }
-    let (mut dot, mut norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
-    for (x, y) in q[done..].iter().zip(v[done * 2..].chunks_exact(2)) {
-        let y = half(y, 0);
-        dot += x * y;
-        norm += y * y;
-    }
-    (dot, norm)
-}
-
-/// `(q · v, v · v)` for `v` given as little-endian `f32` bytes, over
-/// `min(q.len(), v.len() / 4)` components, in two 4-lane `f32` accumulators.
-/// In wasm the loads of `v` are plain `v128` loads (wasm is little-endian).
+/// `(q · v, v · v)` for `v` given as little-endian `f32` bytes: plain
+/// unaligned `v128` loads (wasm is little-endian).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn dot_norm_le(q: &[f32], v: &[u8]) -> (f32, f32) {
-    use core::arch::wasm32::{f32x4, f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128};
-    let le = |b: &[u8], k: usize| f32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
-    let four = |b: &[u8], k: usize| f32x4(le(b, k), le(b, k + 4), le(b, k + 8), le(b, k + 12));
-    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(32));
+    let eight = |y: &[u8]| {
+        (
+            bytemuck::pod_read_unaligned(&y[..16]),
+            bytemuck::pod_read_unaligned(&y[16..]),
+        )
+    };
+    dot_norm_simd(q, v, 4, eight, f32_le)
+}
+
+/// The `simd128` loop shared by the stored encodings: over
+/// `min(q.len(), v.len() / width)` components, 8 at a time (`eight` turns
+/// `8 × width` bytes into two `f32x4`), in two 4-lane sums each for the dot
+/// product and the norm; `one` decodes the components after the last 8.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn dot_norm_simd(
+    q: &[f32],
+    v: &[u8],
+    width: usize,
+    eight: impl Fn(&[u8]) -> (core::arch::wasm32::v128, core::arch::wasm32::v128),
+    one: impl Fn(&[u8]) -> f32,
+) -> (f32, f32) {
+    use core::arch::wasm32::{f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128};
+    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(8 * width));
     let done = qc.len().min(vc.len()) * 8;
-    let (mut d0, mut d1, mut n0, mut n1) = (
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-        f32x4_splat(0.0),
-    );
+    let zero = f32x4_splat(0.0);
+    let (mut d0, mut d1, mut n0, mut n1) = (zero, zero, zero, zero);
     for (x, y) in qc.zip(vc) {
-        let (a0, a1) = (f32x4(x[0], x[1], x[2], x[3]), f32x4(x[4], x[5], x[6], x[7]));
-        let (b0, b1) = (four(y, 0), four(y, 16));
+        let a0: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[..4]));
+        let a1: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[4..]));
+        let (b0, b1) = eight(y);
         d0 = f32x4_add(d0, f32x4_mul(a0, b0));
         d1 = f32x4_add(d1, f32x4_mul(a1, b1));
         n0 = f32x4_add(n0, f32x4_mul(b0, b0));
@@ -1481,32 +1456,43 @@ fn dot_norm_le(q: &[f32], v: &[u8]) -> (f32, f32) {
             + (f32x4_extract_lane::<2>(s) + f32x4_extract_lane::<3>(s))
     };
     let (mut dot, mut norm) = (sum(d0, d1), sum(n0, n1));
-    for (x, y) in q[done..].iter().zip(v[done * 4..].chunks_exact(4)) {
-        let y = le(y, 0);
+    for (x, y) in q[done..].iter().zip(v[done * width..].chunks_exact(width)) {
+        let y = one(y);
         dot += x * y;
         norm += y * y;
     }
     (dot, norm)
 }
 
-/// `(q · v, v · v)` for `v` given as little-endian `f32` bytes (the
-/// portable twin of the `simd128` kernel, in 8 lanes).
+/// The portable twin of the `f16` `simd128` kernel.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
+    dot_norm_lanes(q, v, 2, f16_le)
+}
+
+/// The portable twin of the `f32` `simd128` kernel.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn dot_norm_le(q: &[f32], v: &[u8]) -> (f32, f32) {
-    let le = |b: &[u8], k: usize| f32::from_le_bytes([b[k], b[k + 1], b[k + 2], b[k + 3]]);
-    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(32));
+    dot_norm_lanes(q, v, 4, f32_le)
+}
+
+/// `(q · v, v · v)` over `min(q.len(), v.len() / width)` components of
+/// `width` bytes each (decoded by `one`), in 8 `f32` lanes.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn dot_norm_lanes(q: &[f32], v: &[u8], width: usize, one: impl Fn(&[u8]) -> f32) -> (f32, f32) {
+    let (qc, vc) = (q.chunks_exact(8), v.chunks_exact(8 * width));
     let done = qc.len().min(vc.len()) * 8;
     let (mut dot, mut norm) = ([0f32; 8], [0f32; 8]);
     for (x, y) in qc.zip(vc) {
         for i in 0..8 {
-            let y = le(y, i * 4);
+            let y = one(&y[i * width..]);
             dot[i] += x[i] * y;
             norm[i] += y * y;
         }
     }
     let (mut dot, mut norm) = (dot.iter().sum::<f32>(), norm.iter().sum::<f32>());
-    for (x, y) in q[done..].iter().zip(v[done * 4..].chunks_exact(4)) {
-        let y = le(y, 0);
+    for (x, y) in q[done..].iter().zip(v[done * width..].chunks_exact(width)) {
+        let y = one(y);
         dot += x * y;
         norm += y * y;
     }
