@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lists::{LIST_SHIFT, Lists, block_key};
 use crate::sqlval::{int, real, text};
-use crate::vectors::{BitBlock, BitIndex, Stored, binary_code, decode_stored, f16_to_f32, hamming};
+use crate::vectors::{BitBlock, BitIndex, Stored, binary_code, decode_stored, f16_le, hamming};
 
 /// Hamming-distance candidates kept per query (before asymmetric rescoring).
 pub const BINARY_CANDIDATES: usize = 2000;
@@ -1376,11 +1376,6 @@ impl<'q> Rescorer<'q> {
     }
 }
 
-/// One little-endian `f16` (2 bytes) as `f32`.
-fn f16_le(b: &[u8]) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
-}
-
 /// One little-endian `f32` (4 bytes).
 fn f32_le(b: &[u8]) -> f32 {
     f32::from_le_bytes([b[0], b[1], b[2], b[3]])
@@ -1388,7 +1383,7 @@ fn f32_le(b: &[u8]) -> f32 {
 
 /// `(q · v, v · v)` for `v` given as little-endian `f16` bytes: eight
 /// halves per `v128`, widened to two `u32x4` and converted as in
-/// [`f16_to_f32`] (mask, shift, one multiply, the sign OR-ed back).
+/// [`crate::vectors::f16_to_f32`] (mask, shift, one multiply, the sign OR-ed back).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
     use core::arch::wasm32::{

@@ -87,17 +87,18 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
 }
 
+/// One little-endian `f16` (its first 2 bytes) as `f32`.
+#[inline(always)]
+pub fn f16_le(b: &[u8]) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+}
+
 /// A stored full vector decoded (either encoding); `None` for a length that
 /// is neither.
 pub fn decode_stored(bytes: &[u8], dims: usize) -> Option<Vec<f32>> {
     match Stored::of(bytes.len(), dims)? {
         Stored::F32 => decode_f32(bytes),
-        Stored::F16 => Some(
-            bytes
-                .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
-        ),
+        Stored::F16 => Some(bytes.chunks_exact(2).map(f16_le).collect()),
     }
 }
 
