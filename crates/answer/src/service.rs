@@ -19,7 +19,8 @@ use ragspin_core::{
 };
 use ragspin_index::IndexSettings;
 use ragspin_index::search::{
-    Filter, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights, search_version,
+    FTS_STATE_ROWS, Filter, FtsState, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights,
+    search_version,
 };
 
 use crate::cache::{self, CacheKey, canonical_json};
@@ -144,39 +145,58 @@ pub struct IndexInfo {
     pub version: i64,
     pub generation: i64,
     pub settings: IndexSettings,
+    /// The FTS index's state, read in the same statement (see
+    /// [`ragspin_index::search::FTS_STATE_ROWS`]); `None` on a database
+    /// too old to have it.
+    pub fts: Option<FtsState>,
 }
 
-async fn lookup<S: Sql>(sql: &S, index: &str) -> Result<Option<IndexInfo>> {
+async fn lookup<S: Sql>(sql: &S, index: &str, with_fts: bool) -> Result<Option<IndexInfo>> {
+    let mut statement =
+        "SELECT 'index', x.active_version, v.generation, v.settings FROM rs_indexes x
+         JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
+         WHERE x.name = ?1"
+            .to_string();
+    if with_fts {
+        statement.push_str(&format!(
+            " UNION ALL SELECT 'fts', * FROM ({FTS_STATE_ROWS})"
+        ));
+    }
     let rows = sql
-        .query(
-            "SELECT x.active_version, v.generation, v.settings FROM rs_indexes x
-             JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
-             WHERE x.name = ?1",
-            &[SqlValue::Text(index.to_owned())],
-        )
+        .query(&statement, &[SqlValue::Text(index.to_owned())])
         .await?;
-    Ok(rows.rows.first().map(|row| IndexInfo {
-        version: row.get(0).and_then(SqlValue::as_i64).unwrap_or(0),
-        generation: row.get(1).and_then(SqlValue::as_i64).unwrap_or(0),
+    let (found, fts): (Vec<_>, Vec<_>) = rows
+        .rows
+        .iter()
+        .partition(|r| r.get(0).and_then(SqlValue::as_str) == Some("index"));
+    Ok(found.first().map(|row| IndexInfo {
+        version: row.get(1).and_then(SqlValue::as_i64).unwrap_or(0),
+        generation: row.get(2).and_then(SqlValue::as_i64).unwrap_or(0),
         settings: row
-            .get(2)
+            .get(3)
             .and_then(SqlValue::as_str)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
+        fts: with_fts.then(|| FtsState::from_rows(fts.iter().map(|r| &r.0[1..]))),
     }))
 }
 
 /// The active version of `index` (404 when it does not exist). A database
 /// nobody has ingested into yet has no tables: it is migrated once, then
-/// asked again.
+/// asked again. One from before the FTS state could be read (schema 5) is
+/// asked without it.
 pub async fn index_info<S: Sql>(sql: &S, index: &str) -> Result<IndexInfo> {
     ragspin_index::model::validate_index_name(index)?;
-    let found = match lookup(sql, index).await {
+    let found = match lookup(sql, index, true).await {
         Ok(found) => found,
-        Err(Error::Storage(_)) => {
-            ragspin_index::schema::migrate(sql).await?;
-            lookup(sql, index).await?
-        }
+        Err(Error::Storage(_)) => match lookup(sql, index, false).await {
+            Ok(found) => found,
+            Err(Error::Storage(_)) => {
+                ragspin_index::schema::migrate(sql).await?;
+                lookup(sql, index, true).await?
+            }
+            Err(e) => return Err(e),
+        },
         Err(e) => return Err(e),
     };
     found.ok_or_else(|| Error::NotFound(format!("index {index:?} does not exist")))
@@ -326,7 +346,15 @@ where
         weights: if vector.is_some() { weights } else { bm25_only },
         query_vector: vector,
     };
-    let result = match search_version(&ctx.sql, &request, info.version, info.generation).await {
+    let result = match search_version(
+        &ctx.sql,
+        &request,
+        info.version,
+        info.generation,
+        info.fts.as_ref(),
+    )
+    .await
+    {
         Err(Error::Conflict(message)) if supplied => {
             return Err(Error::validation("vector", message));
         }
@@ -334,7 +362,14 @@ where
             request.query_vector = None;
             request.weights = bm25_only;
             reason = Some("embedding_dimensions_mismatch");
-            search_version(&ctx.sql, &request, info.version, info.generation).await?
+            search_version(
+                &ctx.sql,
+                &request,
+                info.version,
+                info.generation,
+                info.fts.as_ref(),
+            )
+            .await?
         }
         other => other?,
     };

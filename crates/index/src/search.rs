@@ -9,9 +9,10 @@
 //! distance → top [`BINARY_CANDIDATES`], rescores those with the query's own
 //! floats against their bits (asymmetric, no extra data) → top
 //! [`RESCORED_CANDIDATES`], then reads the full vectors of only those
-//! (`f16`, see [`crate::vectors`]), in one result row, for cosine rescoring. The bits are cached in the
-//! instance, keyed by (index, version, generation); every write bumps the
-//! generation, so a stale cache is impossible by construction.
+//! (`f16`, see [`crate::vectors`]), in one result row, for cosine rescoring. The bits, and
+//! the full vectors once read (up to [`RESCORING_CACHE_BYTES`]), are cached
+//! in the instance, keyed by (index, version, generation); every write bumps
+//! the generation, so a stale cache is impossible by construction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -281,6 +282,51 @@ struct VersionBits {
     dimensions: usize,
     loaded: HashMap<i64, Vec<Arc<BitBlock>>>,
     complete: bool,
+    /// Full vectors read for rescoring.
+    rescoring: RescoringVectors,
+}
+
+/// Full vectors read for rescoring, as stored ([`Stored`]), by chunk id.
+#[derive(Debug, Default)]
+struct RescoringVectors {
+    vectors: HashMap<i64, Box<[u8]>>,
+    bytes: usize,
+}
+
+/// The most bytes of full vectors an instance keeps for rescoring, over
+/// all cached versions (≈ 10,000 vectors of 1,536 dimensions as `f16`).
+/// A vector rescored once is not read again while its version's generation
+/// stands: the read (one result row of 200 × 3 KB) was the largest part of
+/// a warm vector search. Past the budget, new vectors are read each time.
+pub const RESCORING_CACHE_BYTES: usize = 32 << 20;
+
+/// Bytes of full vectors kept in all [`RescoringVectors`] of this instance.
+static RESCORING_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl RescoringVectors {
+    fn get(&self, id: &i64) -> Option<&[u8]> {
+        self.vectors.get(id).map(|v| &**v)
+    }
+
+    /// Keeps `read` while the instance's budget allows.
+    fn keep(&mut self, read: &StoredVectors) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (id, bytes) in read.iter() {
+            if RESCORING_BYTES.load(Relaxed) + bytes.len() > RESCORING_CACHE_BYTES {
+                return;
+            }
+            if self.vectors.insert(id, bytes.into()).is_none() {
+                self.bytes += bytes.len();
+                RESCORING_BYTES.fetch_add(bytes.len(), Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for RescoringVectors {
+    fn drop(&mut self) {
+        RESCORING_BYTES.fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The vectors of the most recently searched versions (per instance).
@@ -346,7 +392,7 @@ pub async fn active_version<S: Sql>(sql: &S, index: &str) -> Result<(i64, i64)> 
 pub async fn search<S: Sql>(sql: &S, req: &SearchRequest) -> Result<SearchResult> {
     crate::model::validate_index_name(&req.index)?;
     let (version, generation) = active_version(sql, &req.index).await?;
-    search_version(sql, req, version, generation).await
+    search_version(sql, req, version, generation, None).await
 }
 
 /// Runs the search over `version` (with its `generation`), for a caller
@@ -356,6 +402,7 @@ pub async fn search_version<S: Sql>(
     req: &SearchRequest,
     version: i64,
     generation: i64,
+    fts: Option<&FtsState>,
 ) -> Result<SearchResult> {
     crate::model::validate_index_name(&req.index)?;
     if req.top_k == 0 || req.top_k > MAX_TOP_K {
@@ -366,7 +413,7 @@ pub async fn search_version<S: Sql>(
     }
     let pool = (req.top_k * 4).max(20);
     let bm25 = if req.weights.bm25 > 0.0 || req.query_vector.is_none() {
-        bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool).await?
+        bm25_ranked(sql, &req.index, version, &req.query, &req.filter, pool, fts).await?
     } else {
         Vec::new()
     };
@@ -433,12 +480,13 @@ async fn bm25_ranked<S: Sql>(
     query: &str,
     filter: &Filter,
     limit: usize,
+    fts: Option<&FtsState>,
 ) -> Result<Vec<(i64, f64)>> {
     let words = fts_words(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let (df, total) = term_stats(sql, &words).await?;
+    let (df, total) = term_stats_in(sql, &words, fts).await?;
     let words = keep_rare_terms(words, &df, total);
     if let Some(ranked) =
         bm25_max_score(sql, index, version, &words, (&df, total), filter, limit).await?
@@ -525,7 +573,21 @@ async fn bm25_ranked<S: Sql>(
 /// short read of the two records when its words are known, plus a count of
 /// the new words (usually rare, so cheap) otherwise.
 pub async fn term_stats<S: Sql>(sql: &S, words: &[String]) -> Result<(HashMap<String, i64>, i64)> {
-    let (rows, df) = match fts_state(sql, &[], true).await {
+    term_stats_in(sql, words, None).await
+}
+
+/// [`term_stats`], from `known` when the caller has read the FTS state
+/// ([`FTS_STATE_ROWS`]) in a statement of its own.
+async fn term_stats_in<S: Sql>(
+    sql: &S,
+    words: &[String],
+    known: Option<&FtsState>,
+) -> Result<(HashMap<String, i64>, i64)> {
+    let read = match known {
+        Some(state) => Ok(state.clone()),
+        None => fts_state(sql, &[], true).await,
+    };
+    let (rows, df) = match read {
         Ok(state) => cached_counts(sql, words, state).await?,
         // A database before schema 5 (no `rs_meta` until the ingest side
         // migrates it): count without the cache.
@@ -578,11 +640,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The FTS index's state as rows `(id, NULL, value)`: the averages record
+/// (id 1), the structure record (id 10) and the database id (id -1). A
+/// caller that reads them in a statement it runs anyway (the query side's
+/// index lookup) hands them to [`search_version`] as an [`FtsState`], and
+/// a search costs one statement fewer.
+pub const FTS_STATE_ROWS: &str =
+    "SELECT id, NULL, block FROM rs_chunks_fts_data WHERE id IN (1, 10)
+     UNION ALL SELECT -1, NULL, value FROM rs_meta WHERE key = 'database_id'";
+
 /// What one read of the FTS index's state returns: the key its counts are
 /// valid under (database id + structure record), the row count from the
 /// averages record, and the row counts of the words asked for.
-#[derive(Debug, Default)]
-struct FtsState {
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FtsState {
     key: Vec<u8>,
     rows: Option<i64>,
     counts: Vec<(String, i64)>,
@@ -603,43 +674,45 @@ async fn fts_state<S: Sql>(sql: &S, words: &[String], keyed: bool) -> Result<Fts
         format!("SELECT 0, term, doc FROM rs_chunks_vocab WHERE term IN ({marks}) UNION ALL ")
     };
     let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
-    let rows = sql
-        .query(
-            &format!(
-                "{vocab}SELECT id, NULL, block FROM rs_chunks_fts_data WHERE id IN {}",
-                if keyed {
-                    "(1, 10) UNION ALL SELECT -1, NULL, value FROM rs_meta WHERE key = 'database_id'"
-                } else {
-                    "(1)"
-                }
-            ),
-            &params,
-        )
-        .await?;
-    let mut state = FtsState {
-        asked: words.to_vec(),
-        ..FtsState::default()
+    let state = if keyed {
+        FTS_STATE_ROWS
+    } else {
+        "SELECT id, NULL, block FROM rs_chunks_fts_data WHERE id = 1"
     };
-    let (mut database, mut structure) = (Vec::new(), Vec::new());
-    for r in &rows.rows {
-        match (int(r.0.first()), r.0.get(1), r.0.get(2)) {
-            (0, Some(SqlValue::Text(term)), count) => state.counts.push((term.clone(), int(count))),
-            (1, _, Some(SqlValue::Blob(record))) => {
-                state.rows = sqlite_varint(record).and_then(|n| i64::try_from(n).ok());
-            }
-            (10, _, Some(SqlValue::Blob(record))) => structure = record.clone(),
-            (-1, _, Some(SqlValue::Text(id))) => database = id.clone().into_bytes(),
-            _ => {}
-        }
-    }
-    // An empty database id (schema before 5) or structure (nothing indexed
-    // yet) makes an empty key, which is never cached.
-    if !database.is_empty() && !structure.is_empty() {
-        state.key = database;
-        state.key.push(0);
-        state.key.extend(structure);
-    }
+    let rows = sql.query(&format!("{vocab}{state}"), &params).await?;
+    let mut state = FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice()));
+    state.asked = words.to_vec();
     Ok(state)
+}
+
+impl FtsState {
+    /// The state from rows `(id, term, value)`: [`FTS_STATE_ROWS`], and
+    /// `(0, term, row count)` for words counted.
+    pub fn from_rows<'a>(rows: impl Iterator<Item = &'a [SqlValue]>) -> Self {
+        let mut state = FtsState::default();
+        let (mut database, mut structure) = (Vec::new(), Vec::new());
+        for r in rows {
+            match (int(r.first()), r.get(1), r.get(2)) {
+                (0, Some(SqlValue::Text(term)), count) => {
+                    state.counts.push((term.clone(), int(count)))
+                }
+                (1, _, Some(SqlValue::Blob(record))) => {
+                    state.rows = sqlite_varint(record).and_then(|n| i64::try_from(n).ok());
+                }
+                (10, _, Some(SqlValue::Blob(record))) => structure = record.clone(),
+                (-1, _, Some(SqlValue::Text(id))) => database = id.clone().into_bytes(),
+                _ => {}
+            }
+        }
+        // An empty database id (schema before 5) or structure (nothing
+        // indexed yet) makes an empty key, which is never cached.
+        if !database.is_empty() && !structure.is_empty() {
+            state.key = database;
+            state.key.push(0);
+            state.key.extend(structure);
+        }
+        state
+    }
 }
 
 /// Word row counts of one state of the FTS index (per instance).
@@ -857,7 +930,7 @@ async fn blocks_for_query<S: Sql>(
     generation: i64,
     query: &[f32],
     all: bool,
-) -> Result<BitIndex> {
+) -> Result<(BitIndex, CachedBlocks)> {
     let key = (index.to_string(), version, generation);
     let found = block_cache()
         .lock()
@@ -983,7 +1056,8 @@ async fn blocks_for_query<S: Sql>(
             view.blocks.extend(blocks.iter().cloned());
         }
     }
-    Ok(view)
+    drop(e);
+    Ok((view, entry))
 }
 
 /// Ids allowed by `filter` in the version (`None` = no filter).
@@ -1023,7 +1097,7 @@ pub async fn vector_ranked<S: Sql>(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<(i64, f64)>> {
-    let bits =
+    let (bits, entry) =
         blocks_for_query(sql, index, version, generation, query, !filter.0.is_empty()).await?;
     if bits.is_empty() {
         return Ok(Vec::new());
@@ -1043,12 +1117,26 @@ pub async fn vector_ranked<S: Sql>(
         BINARY_CANDIDATES.max(limit),
         RESCORED_CANDIDATES.max(limit),
     );
-    let stored = vector_bytes(sql, &candidates, dims).await?;
+    // Vectors rescored before by this instance are not read again.
     let rescorer = Rescorer::new(query);
-    let mut scored: Vec<(i64, f64)> = stored
-        .iter()
-        .map(|(id, v)| (id, rescorer.cosine_stored(v)))
-        .collect();
+    let mut scored = Vec::with_capacity(candidates.len());
+    let missing: Vec<i64> = {
+        let e = lock(&entry);
+        candidates
+            .iter()
+            .filter(|id| match e.rescoring.get(id) {
+                Some(v) => {
+                    scored.push((**id, rescorer.cosine_stored(v)));
+                    false
+                }
+                None => true,
+            })
+            .copied()
+            .collect()
+    };
+    let stored = vector_bytes(sql, &missing, dims).await?;
+    scored.extend(stored.iter().map(|(id, v)| (id, rescorer.cosine_stored(v))));
+    lock(&entry).rescoring.keep(&stored);
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(limit);
     Ok(scored)

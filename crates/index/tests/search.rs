@@ -4,7 +4,8 @@
 use futures::executor::block_on;
 use ragspin_core::{Embedder, Sql, SqlValue};
 use ragspin_index::search::{
-    BINARY_CANDIDATES, Filter, RESCORED_CANDIDATES, SearchRequest, Weights, cascade, cosine, search,
+    BINARY_CANDIDATES, FTS_STATE_ROWS, Filter, FtsState, RESCORED_CANDIDATES, SearchRequest,
+    Weights, active_version, cascade, cosine, search, search_version,
 };
 use ragspin_index::vectors::{BitIndex, Block};
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
@@ -238,6 +239,155 @@ fn text_embeddings_from_the_index_round_trip_through_the_cascade() {
     assert_eq!(res.mode, "vector");
     assert!(res.hits.iter().all(|h| h.scores.vector.is_some()));
     let _ = e.model();
+}
+
+/// Records the statements a search runs.
+struct Statements<'a> {
+    inner: &'a SqliteSql,
+    log: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Statements<'a> {
+    fn new(inner: &'a SqliteSql) -> Self {
+        Self {
+            inner,
+            log: Default::default(),
+        }
+    }
+
+    fn count(&self, containing: &str) -> usize {
+        self.log
+            .borrow()
+            .iter()
+            .filter(|s| s.contains(containing))
+            .count()
+    }
+}
+
+impl Sql for Statements<'_> {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> ragspin_core::Result<u64> {
+        self.log.borrow_mut().push(sql.to_owned());
+        self.inner.execute(sql, params).await
+    }
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> ragspin_core::Result<ragspin_core::Rows> {
+        self.log.borrow_mut().push(sql.to_owned());
+        self.inner.query(sql, params).await
+    }
+}
+
+#[test]
+fn rescored_vectors_are_read_once_per_generation() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    // A name no other test uses: the instance caches are per process.
+    block_on(svc.put_index("rescoring-cache", IndexSettings::default())).unwrap();
+    let doc = |name: &str, text: String| NewDocument {
+        filename: name.into(),
+        content_type: Some("text/plain".into()),
+        content: text.into_bytes(),
+        ..Default::default()
+    };
+    let paragraphs: Vec<String> = (0..40)
+        .map(|k| {
+            format!(
+                "Paragraph {k} is about topic{} and word{}.",
+                k % 7,
+                k * 13 % 17
+            )
+        })
+        .collect();
+    block_on(svc.ingest(
+        "rescoring-cache",
+        doc("a.txt", paragraphs.join("\n\n")),
+        Some(&e),
+        u64::MAX,
+    ))
+    .unwrap();
+    let counting = Statements::new(&sql);
+    let reads = || counting.count("group_concat(vector");
+    let vector_only = |q: &str| SearchRequest {
+        index: "rescoring-cache".into(),
+        weights: Weights {
+            bm25: 0.0,
+            vector: 1.0,
+        },
+        ..request(q, json!(null), Some(e.embed_one(q)))
+    };
+    let ids = |r: ragspin_index::search::SearchResult| -> Vec<(i64, Option<f64>)> {
+        r.hits
+            .iter()
+            .map(|h| (h.chunk_id, h.scores.vector))
+            .collect()
+    };
+    let first = ids(block_on(search(&counting, &vector_only("topic3 word5"))).unwrap());
+    assert!(!first.is_empty());
+    assert_eq!(reads(), 1);
+    // The same candidates again: scored from the instance, same result.
+    let again = ids(block_on(search(&counting, &vector_only("topic3 word5"))).unwrap());
+    assert_eq!(reads(), 1, "cached vectors were read again");
+    assert_eq!(again, first);
+    // A write bumps the generation: the vectors are read again.
+    block_on(svc.ingest(
+        "rescoring-cache",
+        doc("b.txt", "topic3 word5 again".into()),
+        Some(&e),
+        u64::MAX,
+    ))
+    .unwrap();
+    let after = ids(block_on(search(&counting, &vector_only("topic3 word5"))).unwrap());
+    assert_eq!(reads(), 2);
+    assert!(after.len() >= first.len());
+}
+
+#[test]
+fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    reviews_index(&sql, &clock, &e);
+    let state = |sql: &SqliteSql| {
+        let rows = block_on(sql.query(FTS_STATE_ROWS, &[])).unwrap();
+        FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice()))
+    };
+    let (version, generation) = block_on(active_version(&sql, "reviews")).unwrap();
+    for (q, filter) in [
+        ("budget phone battery", json!(null)),
+        ("wireless headphones", json!({"rating": {"gte": 4}})),
+    ] {
+        let req = request(q, filter, Some(e.embed_one(q)));
+        let plain = Statements::new(&sql);
+        let expected = block_on(search_version(&plain, &req, version, generation, None)).unwrap();
+        let given = Statements::new(&sql);
+        let known = state(&sql);
+        let got = block_on(search_version(
+            &given,
+            &req,
+            version,
+            generation,
+            Some(&known),
+        ))
+        .unwrap();
+        assert_eq!(got.hits, expected.hits, "{q}");
+        assert!(!got.hits.is_empty());
+        // The state's own read (word counts may still be read with it
+        // when another test's database took the per-process term cache).
+        let own = |s: &Statements| {
+            s.log
+                .borrow()
+                .iter()
+                .filter(|x| *x == FTS_STATE_ROWS)
+                .count()
+        };
+        assert_eq!(own(&plain), 1, "{q}");
+        assert_eq!(own(&given), 0, "{q}");
+    }
 }
 
 /// An index of `rows` one-line documents `text(k)`, as one CSV upload.
