@@ -177,7 +177,8 @@ async fn lookup<S: Sql>(sql: &S, index: &str, with_fts: bool) -> Result<Option<I
             .and_then(SqlValue::as_str)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
-        fts: with_fts.then(|| FtsState::from_rows(fts.iter().map(|r| &r.0[1..]))),
+        fts: with_fts
+            .then(|| FtsState::from_rows(fts.iter().map(|r| r.0.get(1..).unwrap_or_default()))),
     }))
 }
 
