@@ -583,11 +583,15 @@ async fn term_stats_in<S: Sql>(
     words: &[String],
     known: Option<&FtsState>,
 ) -> Result<(HashMap<String, i64>, i64)> {
-    let read = match known {
-        Some(state) => Ok(state.clone()),
-        None => fts_state(sql, &[], true).await,
+    let fetched;
+    let state = match known {
+        Some(state) => Ok(state),
+        None => {
+            fetched = fts_state(sql, &[], true).await;
+            fetched.as_ref()
+        }
     };
-    let (rows, df) = match read {
+    let (rows, df) = match state {
         Ok(state) => cached_counts(sql, words, state).await?,
         // A database before schema 5 (no `rs_meta` until the ingest side
         // migrates it): count without the cache.
@@ -596,7 +600,7 @@ async fn term_stats_in<S: Sql>(
             let df = read.df_of(words);
             (read.rows, df)
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.clone()),
     };
     let total = match rows {
         Some(n) => n,
@@ -615,7 +619,7 @@ async fn term_stats_in<S: Sql>(
 async fn cached_counts<S: Sql>(
     sql: &S,
     words: &[String],
-    state: FtsState,
+    state: &FtsState,
 ) -> Result<(Option<i64>, HashMap<String, i64>)> {
     let cache = term_stats_cache();
     if let Some(df) = lock(cache).lookup(&state.key, words) {
@@ -713,6 +717,16 @@ impl FtsState {
         }
         state
     }
+
+    /// The counts of `words` read in this state (0 for a word not indexed).
+    fn df_of(&self, words: &[String]) -> HashMap<String, i64> {
+        let counts: HashMap<&str, i64> =
+            self.counts.iter().map(|(w, n)| (w.as_str(), *n)).collect();
+        words
+            .iter()
+            .map(|w| (w.clone(), counts.get(w.as_str()).copied().unwrap_or(0)))
+            .collect()
+    }
 }
 
 /// Word row counts of one state of the FTS index (per instance).
@@ -755,18 +769,6 @@ impl TermStatsCache {
             self.df.clear();
         }
         self.df.extend(state.df_of(&state.asked));
-    }
-}
-
-impl FtsState {
-    /// The counts of `words` read in this state (0 for a word not indexed).
-    fn df_of(&self, words: &[String]) -> HashMap<String, i64> {
-        let counts: HashMap<&str, i64> =
-            self.counts.iter().map(|(w, n)| (w.as_str(), *n)).collect();
-        words
-            .iter()
-            .map(|w| (w.clone(), counts.get(w.as_str()).copied().unwrap_or(0)))
-            .collect()
     }
 }
 
@@ -1120,20 +1122,16 @@ pub async fn vector_ranked<S: Sql>(
     // Vectors rescored before by this instance are not read again.
     let rescorer = Rescorer::new(query);
     let mut scored = Vec::with_capacity(candidates.len());
-    let missing: Vec<i64> = {
+    let mut missing = Vec::new();
+    {
         let e = lock(&entry);
-        candidates
-            .iter()
-            .filter(|id| match e.rescoring.get(id) {
-                Some(v) => {
-                    scored.push((**id, rescorer.cosine_stored(v)));
-                    false
-                }
-                None => true,
-            })
-            .copied()
-            .collect()
-    };
+        for id in candidates {
+            match e.rescoring.get(&id) {
+                Some(v) => scored.push((id, rescorer.cosine_stored(v))),
+                None => missing.push(id),
+            }
+        }
+    }
     let stored = vector_bytes(sql, &missing, dims).await?;
     scored.extend(stored.iter().map(|(id, v)| (id, rescorer.cosine_stored(v))));
     lock(&entry).rescoring.keep(&stored);

@@ -12,8 +12,13 @@ use ragspin_index::{IndexService, IndexSettings, NewDocument};
 use ragspin_testkit::{HashEmbedder, ManualClock, SqliteSql};
 use serde_json::json;
 
-fn reviews_index(sql: &SqliteSql, clock: &ManualClock, e: &HashEmbedder) {
-    let svc = IndexService::new(sql, clock);
+/// A database with the `reviews` index of the fixture CSV, embedded by
+/// the returned 64-dimension hash embedder.
+fn reviews_index() -> (SqliteSql, HashEmbedder) {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let e = HashEmbedder::new(64);
+    let svc = IndexService::new(&sql, &clock);
     block_on(svc.migrate()).unwrap();
     let mut settings = IndexSettings::default();
     settings.fields.text_fields = vec!["product_name".into(), "review_text".into()];
@@ -30,7 +35,8 @@ fn reviews_index(sql: &SqliteSql, clock: &ManualClock, e: &HashEmbedder) {
         content: csv,
         ..Default::default()
     };
-    block_on(svc.ingest("reviews", doc, Some(e), u64::MAX)).unwrap();
+    block_on(svc.ingest("reviews", doc, Some(&e), u64::MAX)).unwrap();
+    (sql, e)
 }
 
 fn request(query: &str, filter: serde_json::Value, vector: Option<Vec<f32>>) -> SearchRequest {
@@ -46,10 +52,7 @@ fn request(query: &str, filter: serde_json::Value, vector: Option<Vec<f32>>) -> 
 
 #[test]
 fn budget_phone_with_long_battery_life_finds_matching_reviews_and_filters_on_rating_and_price() {
-    let sql = SqliteSql::new().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let e = HashEmbedder::new(64);
-    reviews_index(&sql, &clock, &e);
+    let (sql, e) = reviews_index();
     let q = "a budget phone with long battery life";
     let qv = e.embed_one(q);
     let all = block_on(search(&sql, &request(q, json!(null), Some(qv.clone())))).unwrap();
@@ -93,10 +96,7 @@ fn budget_phone_with_long_battery_life_finds_matching_reviews_and_filters_on_rat
 
 #[test]
 fn filters_apply_before_the_top_k_cut() {
-    let sql = SqliteSql::new().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let e = HashEmbedder::new(64);
-    reviews_index(&sql, &clock, &e);
+    let (sql, _) = reviews_index();
     // A rare category still fills top_k with only its rows, even when other
     // rows score higher on the text.
     let mut req = request("battery life", json!({"category": "laptops"}), None);
@@ -109,10 +109,7 @@ fn filters_apply_before_the_top_k_cut() {
 
 #[test]
 fn bad_requests_name_the_problem() {
-    let sql = SqliteSql::new().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let e = HashEmbedder::new(64);
-    reviews_index(&sql, &clock, &e);
+    let (sql, _) = reviews_index();
     let mut req = request("x", json!(null), None);
     req.top_k = 0;
     assert!(block_on(search(&sql, &req)).is_err());
@@ -219,10 +216,7 @@ fn vector_cascade_recall_against_exact_search() {
 
 #[test]
 fn text_embeddings_from_the_index_round_trip_through_the_cascade() {
-    let sql = SqliteSql::new().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let e = HashEmbedder::new(64);
-    reviews_index(&sql, &clock, &e);
+    let (sql, e) = reviews_index();
     let q = e.embed_one("noise cancelling headphones for travel");
     let vector_only = SearchRequest {
         weights: Weights {
@@ -348,10 +342,7 @@ fn rescored_vectors_are_read_once_per_generation() {
 
 #[test]
 fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
-    let sql = SqliteSql::new().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let e = HashEmbedder::new(64);
-    reviews_index(&sql, &clock, &e);
+    let (sql, e) = reviews_index();
     let state = |sql: &SqliteSql| {
         let rows = block_on(sql.query(FTS_STATE_ROWS, &[])).unwrap();
         FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice()))
