@@ -47,6 +47,11 @@ pub const MIGRATIONS: [&str; 4] = [
 
 /// Create the tables if they do not exist.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
+    // Best effort, as in the index schema (whichever creates the first table
+    // sets the page size of the shared `default` database).
+    let _ = sql
+        .execute(ragspin_core::ports::NEW_DATABASE_PAGE_SIZE, &[])
+        .await;
     for statement in MIGRATIONS {
         sql.execute(statement, &[]).await?;
     }

@@ -167,6 +167,20 @@ fn logs_in_the_bootstrap_admin_and_says_who_it_is() {
 }
 
 #[test]
+fn the_auth_tables_made_first_give_a_new_database_16_kb_pages() {
+    // Auth may create the shared database's first tables (users managed
+    // before any index exists), so it sets the page size the index expects.
+    let w = World::new();
+    let admin = w.login("admin", ADMIN_PASSWORD).body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(w.call("GET", "/auth/users", Some(&admin), None).status, 200);
+    let rows = futures::executor::block_on(w.sql.query("PRAGMA page_size", &[])).unwrap();
+    assert_eq!(rows.rows[0].0[0], ragspin_core::SqlValue::Integer(16384));
+}
+
+#[test]
 fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     let w = World::new();
     let wrong = w.login("admin", "not-the-password");

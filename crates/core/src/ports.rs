@@ -194,6 +194,14 @@ pub trait Sql {
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows>;
 }
 
+/// Run first on every schema migration: the page size of a new database,
+/// before its first table (SQLite ignores it once the file has content, and
+/// a WAL database keeps its size for good, so existing databases keep
+/// theirs). 16 KB instead of SQLite's 4 KB: a chunk row (text ≈ 1.5–2.5 KB)
+/// left a quarter of each 4 KB page empty, and ingest writes every page
+/// twice (the WAL, then the checkpoint). Measured in BENCHMARKS.md (Ingest).
+pub const NEW_DATABASE_PAGE_SIZE: &str = "PRAGMA page_size = 16384";
+
 /// Application configuration (Spin variables).
 pub trait Config {
     /// The value of variable `name`.

@@ -193,6 +193,10 @@ pub const SCHEMA_VERSION: i64 = 6;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
+    // Best effort: a database that does not take it keeps its page size.
+    let _ = sql
+        .execute(ragspin_core::ports::NEW_DATABASE_PAGE_SIZE, &[])
+        .await;
     sql.execute(
         "CREATE TABLE IF NOT EXISTS rs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
         &[],

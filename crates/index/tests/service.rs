@@ -727,6 +727,22 @@ fn schema_6_moves_vectors_out_of_the_chunk_rows_and_search_reads_both_layouts() 
 }
 
 #[test]
+fn a_new_database_gets_16_kb_pages_and_an_existing_one_keeps_its_own() {
+    // `World::new` migrates a fresh database.
+    let w = World::new();
+    assert_eq!(count(&w.sql, "PRAGMA page_size"), 16384);
+    // A database made before (4 KB pages, tables in it) keeps them.
+    let old = SqliteSql::new().unwrap();
+    block_on(old.execute("CREATE TABLE before_ragspin (x)", &[])).unwrap();
+    block_on(IndexService::new(&old, &w.clock).migrate()).unwrap();
+    assert_eq!(count(&old, "PRAGMA page_size"), 4096);
+    assert_eq!(
+        count(&old, "SELECT max(version) FROM rs_schema"),
+        ragspin_index::schema::SCHEMA_VERSION
+    );
+}
+
+#[test]
 fn a_failed_migration_leaves_the_previous_schema_whole() {
     let w = World::new();
     block_on(async {

@@ -14,8 +14,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> Result<()> {
-    routes()?;
-    ingest()
+    // `RAGSPIN_BENCH_PARTS=routes,azure,offline,markdown,csv` (the default:
+    // all); ingest runs the corpora named, or both when none is.
+    let parts = std::env::var("RAGSPIN_BENCH_PARTS")
+        .unwrap_or_else(|_| "routes,azure,offline,markdown,csv".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
+    if part("routes") {
+        routes()?;
+    }
+    let corpora = match (part("markdown"), part("csv")) {
+        (false, false) => (true, true),
+        both => both,
+    };
+    ingest(part("azure"), part("offline"), corpora)
 }
 
 fn routes() -> Result<()> {
@@ -105,22 +116,29 @@ fn csv_corpus(rows: usize) -> String {
 /// Ingest throughput through the host with the fake Azure OpenAI at zero
 /// latency: what bounds it is parsing, chunking, SQLite writes and the
 /// wasm/host boundary, not the network.
-fn ingest() -> Result<()> {
+fn ingest(azure: bool, offline: bool, corpora: (bool, bool)) -> Result<()> {
     use ragspin_fake_azure::FakeAzure;
-    let fake = FakeAzure::start()?;
     println!();
     println!(
         "ingest                                    bytes    chunks   seconds   MB/s   embed calls   wait s   MB/s excl. wait"
     );
-    ingest_corpora(Some(&fake))?;
-    ingest_corpora(None)
+    if azure {
+        ingest_corpora(Some(&FakeAzure::start()?), corpora)?;
+    }
+    if offline {
+        ingest_corpora(None, corpora)?;
+    }
+    Ok(())
 }
 
 /// Both corpora through a host with the fake Azure at zero latency, or
 /// offline (`None`: chunks stored, vectors pending). "wait" is the time the
 /// component spent waiting on the fake (its log line's `embedding_ms`):
 /// the fake's own embedding work, loopback HTTP and JSON.
-fn ingest_corpora(fake: Option<&ragspin_fake_azure::FakeAzure>) -> Result<()> {
+fn ingest_corpora(
+    fake: Option<&ragspin_fake_azure::FakeAzure>,
+    (markdown, csv): (bool, bool),
+) -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let password = "bench-admin-password";
     let mut options = HostOptions::for_tests(root.join("spin.toml"))
@@ -156,6 +174,9 @@ fn ingest_corpora(fake: Option<&ragspin_fake_azure::FakeAzure>) -> Result<()> {
         ),
     ];
     for (k, (label, filename, content, settings)) in cases.into_iter().enumerate() {
+        if !(if k == 0 { markdown } else { csv }) {
+            continue;
+        }
         let index = format!("bench{k}");
         let res = client
             .put(host.url(&format!("/v1/indexes/{index}")))
