@@ -16,7 +16,7 @@
 //! | `rs_jobs` | the latest ingest's progress: stage, embedded n/m, error |
 //! | `rs_chunks` + `rs_chunks_fts` | chunk text, heading path, page, offsets, hash, metadata (its `vector` column is empty since schema 6); FTS5 (BM25): rows written per document, removed by a delete trigger |
 //! | `rs_chunk_vectors` | each chunk's full vector, one row by chunk id: `f16` (see [`vectors`]); removed with its chunk by a trigger |
-//! | `rs_embeddings` | the embedding cache: vectors keyed by (deployment, dimensions, chunk SHA-256) |
+//! | `rs_embeddings` | the embedding cache: vectors keyed by (deployment, dimensions, chunk SHA-256), found through an index on the hash's first 8 bytes (`hash8`); `f16` since schema 7 (`format` 1), `f32` before (`format` 0) |
 //! | `rs_vector_blocks` | sign bits, 1,024 vectors a row (see [`vectors`]); grouped by list once partitioned |
 //! | `rs_vector_lists` | a partitioned version's list centroids (see [`lists`]) |
 //!

@@ -12,7 +12,7 @@ use crate::lists::{
 };
 use crate::model::*;
 use crate::sqlval::{blob, int, text};
-use crate::vectors::{BLOCK_CAPACITY, Block, decode_f32, encode_f16, encode_f32, needs_compaction};
+use crate::vectors::{BLOCK_CAPACITY, Block, decode_f16, decode_f32, encode_f16, needs_compaction};
 
 /// Chunks per embedder call when the embedder has no plan of its own
 /// ([`Embedder::plan`]; the Azure client plans one range per request).
@@ -41,6 +41,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The embedding model as the cache keys it: deployment and dimensions.
+/// The embedding cache's key for a chunk hash (schema 7): the first 8 bytes
+/// of the SHA-256 its 64 hex characters spell, as SQLite's
+/// `unhex(substr(content_hash, 1, 16))` gives them; a hash that is not hex
+/// keys by its first 8 bytes as they are.
+fn cache_key(content_hash: &str) -> Vec<u8> {
+    let hex = content_hash.as_bytes();
+    let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let decoded: Option<Vec<u8>> = hex
+        .get(..16)
+        .map(|h| {
+            h.chunks_exact(2)
+                .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+                .collect()
+        })
+        .unwrap_or(None);
+    decoded.unwrap_or_else(|| hex[..hex.len().min(8)].to_vec())
+}
+
 fn model_key<E: Embedder>(embedder: &E, settings: &IndexSettings) -> (String, i64) {
     let model = if settings.embedding_deployment.is_empty() {
         embedder.model().to_string()
@@ -577,20 +595,27 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             let placeholders: Vec<String> =
                 (0..group.len()).map(|k| format!("?{}", k + 3)).collect();
             let mut params = vec![t(&model), i(dims)];
-            params.extend(group.iter().map(|h| t(*h)));
+            params.extend(group.iter().map(|h| SqlValue::Blob(cache_key(h))));
             let rows = self
                 .sql
                 .query(
                     &format!(
-                        "SELECT content_hash, vector FROM rs_embeddings
-                         WHERE model = ?1 AND dimensions = ?2 AND content_hash IN ({})",
+                        "SELECT content_hash, vector, format FROM rs_embeddings
+                         WHERE hash8 IN ({}) AND model = ?1 AND dimensions = ?2",
                         placeholders.join(", ")
                     ),
                     &params,
                 )
                 .await?;
             for row in rows.rows {
-                if let Some(v) = blob(row.0.get(1)).and_then(|b| decode_f32(&b)) {
+                let bytes = blob(row.0.get(1));
+                let v = match int(row.0.get(2)) {
+                    1 => bytes.and_then(|b| decode_f16(&b)),
+                    _ => bytes.and_then(|b| decode_f32(&b)),
+                };
+                // Keyed by the whole hash: a row sharing only the 8-byte
+                // key with a wanted one is never asked for.
+                if let Some(v) = v {
                     known.insert(text(row.0.first()), v);
                 }
             }
@@ -648,14 +673,22 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 let mut tuples = Vec::with_capacity(batch.len());
                 for (d, v) in batch.iter().zip(&vectors) {
                     let k = params.len();
-                    tuples.push(format!("(?1, ?2, ?{}, ?{}, ?3)", k + 1, k + 2));
+                    tuples.push(format!(
+                        "(?1, ?2, ?{}, ?{}, 1, ?{}, ?3)",
+                        k + 1,
+                        k + 2,
+                        k + 3
+                    ));
                     params.push(t(&d.content_hash));
-                    params.push(SqlValue::Blob(encode_f32(v)));
+                    params.push(SqlValue::Blob(cache_key(&d.content_hash)));
+                    params.push(SqlValue::Blob(encode_f16(v)));
                 }
+                // Only vectors the lookup missed get here; a row a
+                // concurrent ingest cached meanwhile is a harmless twin.
                 self.sql
                     .execute(
                         &format!(
-                            "INSERT OR REPLACE INTO rs_embeddings (model, dimensions, content_hash, vector, created_at)
+                            "INSERT INTO rs_embeddings (model, dimensions, content_hash, hash8, format, vector, created_at)
                              VALUES {}",
                             tuples.join(", ")
                         ),

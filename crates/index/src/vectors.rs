@@ -3,13 +3,15 @@
 //!
 //! * Each chunk's full vector is a row of its own in `rs_chunk_vectors`
 //!   (`id` = the chunk's id), as little-endian IEEE **`f16`** (`2 × d`
-//!   bytes, [`encode_f16`]; 3 KB at 1,536 dimensions, so a row fits one
-//!   4 KB page with no overflow page) — read only for the few candidates
+//!   bytes, [`encode_f16`]; 3 KB at 1,536 dimensions, so a row never needs
+//!   an overflow page) — read only for the few candidates
 //!   that get rescored, all of them in one result row (see
 //!   `search::vector_bytes`). Rows moved there by the schema-6 migration
 //!   keep the `f32` bytes (`4 × d`) they had in `rs_chunks.vector`; a
-//!   row's length tells the two apart ([`Stored::of`]). The `f32` originals
-//!   stay in the embedding cache (`rs_embeddings`).
+//!   row's length tells the two apart ([`Stored::of`]). The embedding cache
+//!   (`rs_embeddings`) holds the same `f16` bytes since schema 7 (its rows
+//!   from before keep their `f32`), so a cached vector stores exactly as a
+//!   fresh one.
 //! * Sign bits are also appended to **blocks** (`rs_vector_blocks`), 1,024
 //!   vectors per row: `ids` holds the chunk ids (`i64` LE; `0` is a
 //!   tombstone) and `bits` the sign bits (`⌈d/8⌉` bytes per vector, bit `i`
@@ -91,6 +93,14 @@ pub fn f16_to_f32(h: u16) -> f32 {
 #[inline(always)]
 pub fn f16_le(b: &[u8]) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// `f16` little-endian bytes decoded; `None` for an odd length.
+pub fn decode_f16(bytes: &[u8]) -> Option<Vec<f32>> {
+    bytes
+        .len()
+        .is_multiple_of(2)
+        .then(|| bytes.chunks_exact(2).map(f16_le).collect())
 }
 
 /// A stored full vector decoded (either encoding); `None` for a length that

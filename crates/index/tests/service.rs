@@ -571,7 +571,7 @@ fn deleting_an_index_removes_everything() {
 }
 
 #[test]
-fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
+fn schemas_3_and_7_move_and_rekey_the_embedding_cache_and_keep_every_cached_vector() {
     let w = World::new();
     let e = CountingEmbedder::new();
     block_on(
@@ -581,7 +581,24 @@ fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
     .unwrap();
     let cached = count(&w.sql, "SELECT count(*) FROM rs_embeddings");
     assert!(cached > 0);
-    // Back to schema 2: the cache in its old WITHOUT ROWID table.
+    // Cached since schema 7: `f16` vectors under their 8-byte key.
+    let dims = count(
+        &w.sql,
+        "SELECT length(vector) / 2 FROM rs_chunk_vectors LIMIT 1",
+    );
+    assert_eq!(
+        count(
+            &w.sql,
+            &format!(
+                "SELECT count(*) FROM rs_embeddings WHERE format = 1 AND length(vector) = {}
+                 AND hash8 = unhex(substr(content_hash, 1, 16))",
+                dims * 2
+            )
+        ),
+        cached
+    );
+    // Back to schema 2: the cache in its old WITHOUT ROWID table, its
+    // vectors `f32` as they were then.
     for statement in [
         "CREATE TABLE rs_embedding_cache (model TEXT NOT NULL, dimensions INTEGER NOT NULL,
             content_hash TEXT NOT NULL, vector BLOB NOT NULL, created_at INTEGER NOT NULL,
@@ -594,9 +611,39 @@ fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
     ] {
         block_on(w.sql.execute(statement, &[])).unwrap();
     }
+    let rows = block_on(
+        w.sql
+            .query("SELECT content_hash, vector FROM rs_embedding_cache", &[]),
+    )
+    .unwrap();
+    for row in rows.rows {
+        let SqlValue::Blob(bytes) = &row.0[1] else {
+            panic!("{row:?}")
+        };
+        let v = ragspin_index::vectors::decode_f16(bytes).unwrap();
+        block_on(w.sql.execute(
+            "UPDATE rs_embedding_cache SET vector = ?1 WHERE content_hash = ?2",
+            &[
+                SqlValue::Blob(ragspin_index::vectors::encode_f32(&v)),
+                row.0[0].clone(),
+            ],
+        ))
+        .unwrap();
+    }
     block_on(w.svc().migrate()).unwrap();
     block_on(w.svc().migrate()).unwrap();
     assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_embeddings"), cached);
+    assert_eq!(
+        count(
+            &w.sql,
+            &format!(
+                "SELECT count(*) FROM rs_embeddings WHERE format = 0 AND length(vector) = {}
+                 AND length(hash8) = 8",
+                dims * 4
+            )
+        ),
+        cached
+    );
     assert_eq!(
         count(
             &w.sql,
@@ -618,6 +665,20 @@ fn schema_3_moves_the_embedding_cache_and_keeps_every_cached_vector() {
     )
     .unwrap();
     assert_eq!(e.calls.get(), calls, "cached vectors were lost");
+    // ... and the `f32` rows give the very vectors the first ingest stored.
+    assert_eq!(
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks a JOIN rs_chunk_vectors va ON va.id = a.id
+             JOIN rs_chunks b ON b.content_hash = a.content_hash AND b.index_name = 'copy'
+             JOIN rs_chunk_vectors vb ON vb.id = b.id
+             WHERE a.index_name = 'docs' AND va.vector = vb.vector"
+        ),
+        count(
+            &w.sql,
+            "SELECT count(*) FROM rs_chunks WHERE index_name = 'docs'"
+        )
+    );
 }
 
 /// A vector-only search of "docs" for `vector`: (chunk id, vector score) per hit.
@@ -673,10 +734,27 @@ fn schema_6_moves_vectors_out_of_the_chunk_rows_and_search_reads_both_layouts() 
     let f16_hits = vector_hits(&w, query.clone());
     assert_eq!(f16_hits.len(), 5);
 
-    // Back to schema 5: the f32 vectors (the cache's originals) in the chunk rows.
+    // Back to schema 5: f32 vectors in the chunk rows (the cache's, as f32).
+    let cache = block_on(
+        w.sql
+            .query("SELECT content_hash, vector FROM rs_embeddings", &[]),
+    )
+    .unwrap();
+    for row in cache.rows {
+        let SqlValue::Blob(bytes) = &row.0[1] else {
+            panic!("{row:?}")
+        };
+        let v = ragspin_index::vectors::decode_f16(bytes).unwrap();
+        block_on(w.sql.execute(
+            "UPDATE rs_chunks SET vector = ?1 WHERE content_hash = ?2",
+            &[
+                SqlValue::Blob(ragspin_index::vectors::encode_f32(&v)),
+                row.0[0].clone(),
+            ],
+        ))
+        .unwrap();
+    }
     for statement in [
-        "UPDATE rs_chunks SET vector = (SELECT e.vector FROM rs_embeddings e
-            WHERE e.content_hash = rs_chunks.content_hash)",
         "DROP TRIGGER rs_chunk_vectors_delete",
         "DROP TABLE rs_chunk_vectors",
         "DELETE FROM rs_schema WHERE version >= 6",
