@@ -1316,8 +1316,17 @@ pub fn cascade(
             (planes.score(block.code(*slot, per)), block.ids[*slot])
         })
         .collect();
-    second.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    second.truncate(n_rescored);
+    // Best first, ties by id: the `n_rescored` best picked in linear time,
+    // then only those sorted (not all `n_binary`).
+    let order = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if n_rescored == 0 {
+        return Vec::new();
+    }
+    if second.len() > n_rescored {
+        second.select_nth_unstable_by(n_rescored - 1, order);
+        second.truncate(n_rescored);
+    }
+    second.sort_by(order);
     second.into_iter().map(|(_, id)| id).collect()
 }
 
