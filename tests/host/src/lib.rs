@@ -294,6 +294,12 @@ pub fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
+    // Profiling aid, not a Spin setting: `RAGSPIN_HOST_PERFMAP=1` writes
+    // /tmp/perf-<pid>.map so `perf report` names the components' functions
+    // (build them with `CARGO_PROFILE_RELEASE_STRIP=false` to keep names).
+    if std::env::var_os("RAGSPIN_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:?}"))?;
     Ok(ENGINE.get_or_init(|| engine).clone())
 }
