@@ -243,18 +243,24 @@ pub const SCHEMA_VERSION: i64 = 7;
 
 /// Brings the database to [`SCHEMA_VERSION`]; a no-op when it is there.
 pub async fn migrate<S: Sql>(sql: &S) -> Result<()> {
-    // Best effort: a database that does not take it keeps its page size.
-    let _ = sql
-        .execute(ragspin_core::ports::NEW_DATABASE_PAGE_SIZE, &[])
-        .await;
-    sql.execute(
-        "CREATE TABLE IF NOT EXISTS rs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        &[],
-    )
-    .await?;
-    let rows = sql
-        .query("SELECT COALESCE(MAX(version), 0) FROM rs_schema", &[])
-        .await?;
+    let version = "SELECT COALESCE(MAX(version), 0) FROM rs_schema";
+    // One statement on the usual path (an up-to-date database); only a
+    // database without `rs_schema` gets its page size and the table.
+    let rows = match sql.query(version, &[]).await {
+        Ok(rows) => rows,
+        Err(_) => {
+            // Best effort: a database that does not take it keeps its page size.
+            let _ = sql
+                .execute(ragspin_core::ports::NEW_DATABASE_PAGE_SIZE, &[])
+                .await;
+            sql.execute(
+                "CREATE TABLE IF NOT EXISTS rs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                &[],
+            )
+            .await?;
+            sql.query(version, &[]).await?
+        }
+    };
     let current = match rows.rows.first().and_then(|r| r.0.first()) {
         Some(SqlValue::Integer(v)) => *v,
         _ => 0,

@@ -1263,6 +1263,9 @@ pub fn cascade(
     n_binary: usize,
     n_rescored: usize,
 ) -> Vec<i64> {
+    if n_rescored == 0 {
+        return Vec::new();
+    }
     let per = bits.per;
     let qcode = binary_code(query);
     // Hamming distances (u32::MAX = skipped), then the threshold that keeps
@@ -1319,9 +1322,6 @@ pub fn cascade(
     // Best first, ties by id: the `n_rescored` best picked in linear time,
     // then only those sorted (not all `n_binary`).
     let order = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if n_rescored == 0 {
-        return Vec::new();
-    }
     if second.len() > n_rescored {
         second.select_nth_unstable_by(n_rescored - 1, order);
         second.truncate(n_rescored);

@@ -40,7 +40,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The embedding model as the cache keys it: deployment and dimensions.
 /// The embedding cache's key for a chunk hash (schema 7): the first 8 bytes
 /// of the SHA-256 its 64 hex characters spell, as SQLite's
 /// `unhex(substr(content_hash, 1, 16))` gives them; a hash that is not hex
@@ -48,17 +47,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 fn cache_key(content_hash: &str) -> Vec<u8> {
     let hex = content_hash.as_bytes();
     let nibble = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
-    let decoded: Option<Vec<u8>> = hex
-        .get(..16)
-        .map(|h| {
+    hex.get(..16)
+        .and_then(|h| {
             h.chunks_exact(2)
                 .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
                 .collect()
         })
-        .unwrap_or(None);
-    decoded.unwrap_or_else(|| hex[..hex.len().min(8)].to_vec())
+        .unwrap_or_else(|| hex[..hex.len().min(8)].to_vec())
 }
 
+/// The embedding model as the cache keys it: deployment and dimensions.
 fn model_key<E: Embedder>(embedder: &E, settings: &IndexSettings) -> (String, i64) {
     let model = if settings.embedding_deployment.is_empty() {
         embedder.model().to_string()

@@ -611,25 +611,11 @@ fn schemas_3_and_7_move_and_rekey_the_embedding_cache_and_keep_every_cached_vect
     ] {
         block_on(w.sql.execute(statement, &[])).unwrap();
     }
-    let rows = block_on(
-        w.sql
-            .query("SELECT content_hash, vector FROM rs_embedding_cache", &[]),
-    )
-    .unwrap();
-    for row in rows.rows {
-        let SqlValue::Blob(bytes) = &row.0[1] else {
-            panic!("{row:?}")
-        };
-        let v = ragspin_index::vectors::decode_f16(bytes).unwrap();
-        block_on(w.sql.execute(
-            "UPDATE rs_embedding_cache SET vector = ?1 WHERE content_hash = ?2",
-            &[
-                SqlValue::Blob(ragspin_index::vectors::encode_f32(&v)),
-                row.0[0].clone(),
-            ],
-        ))
-        .unwrap();
-    }
+    cached_vectors_as_f32(
+        &w.sql,
+        "SELECT content_hash, vector FROM rs_embedding_cache",
+        "UPDATE rs_embedding_cache SET vector = ?1 WHERE content_hash = ?2",
+    );
     block_on(w.svc().migrate()).unwrap();
     block_on(w.svc().migrate()).unwrap();
     assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_embeddings"), cached);
@@ -679,6 +665,20 @@ fn schemas_3_and_7_move_and_rekey_the_embedding_cache_and_keep_every_cached_vect
             "SELECT count(*) FROM rs_chunks WHERE index_name = 'docs'"
         )
     );
+}
+
+/// Writes each cached `f16` vector that `select` reads as (content hash,
+/// vector) back as `f32` through `update` (`?1` the bytes, `?2` the hash):
+/// the vectors as caches and chunk rows held them before schema 7.
+fn cached_vectors_as_f32(sql: &SqliteSql, select: &str, update: &str) {
+    for row in block_on(sql.query(select, &[])).unwrap().rows {
+        let SqlValue::Blob(bytes) = &row.0[1] else {
+            panic!("{row:?}")
+        };
+        let v = ragspin_index::vectors::decode_f16(bytes).unwrap();
+        let f32_bytes = SqlValue::Blob(ragspin_index::vectors::encode_f32(&v));
+        block_on(sql.execute(update, &[f32_bytes, row.0[0].clone()])).unwrap();
+    }
 }
 
 /// A vector-only search of "docs" for `vector`: (chunk id, vector score) per hit.
@@ -735,25 +735,11 @@ fn schema_6_moves_vectors_out_of_the_chunk_rows_and_search_reads_both_layouts() 
     assert_eq!(f16_hits.len(), 5);
 
     // Back to schema 5: f32 vectors in the chunk rows (the cache's, as f32).
-    let cache = block_on(
-        w.sql
-            .query("SELECT content_hash, vector FROM rs_embeddings", &[]),
-    )
-    .unwrap();
-    for row in cache.rows {
-        let SqlValue::Blob(bytes) = &row.0[1] else {
-            panic!("{row:?}")
-        };
-        let v = ragspin_index::vectors::decode_f16(bytes).unwrap();
-        block_on(w.sql.execute(
-            "UPDATE rs_chunks SET vector = ?1 WHERE content_hash = ?2",
-            &[
-                SqlValue::Blob(ragspin_index::vectors::encode_f32(&v)),
-                row.0[0].clone(),
-            ],
-        ))
-        .unwrap();
-    }
+    cached_vectors_as_f32(
+        &w.sql,
+        "SELECT content_hash, vector FROM rs_embeddings",
+        "UPDATE rs_chunks SET vector = ?1 WHERE content_hash = ?2",
+    );
     for statement in [
         "DROP TRIGGER rs_chunk_vectors_delete",
         "DROP TABLE rs_chunk_vectors",
