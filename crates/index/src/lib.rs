@@ -22,8 +22,9 @@
 //!
 //! A document's writes (chunks, FTS rows, vectors, blocks, source, document
 //! row) happen in one transaction; embeddings are committed to the cache
-//! batch by batch before it, which is what makes a failed or timed-out
-//! ingest resumable without embedding finished chunks again.
+//! before it (at least every `CACHE_SAVE_MS` while calls go on, and always
+//! before the request returns, failed or not), which is what makes a failed
+//! or timed-out ingest resumable without embedding finished chunks again.
 
 pub mod api;
 pub mod lists;

@@ -21,6 +21,21 @@ pub const EMBED_BATCH: usize = ragspin_core::DEFAULT_EMBED_BATCH;
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 /// Chunks per multi-row INSERT (15 parameters each; SQLite allows 32,766).
 const CHUNK_ROWS: usize = 200;
+/// Embedding-cache rows per multi-row INSERT (3 parameters each).
+const CACHE_ROWS: usize = 500;
+/// Longest an ingest holds finished embeddings before writing them to the
+/// cache with its progress (it always writes them before it returns).
+pub const CACHE_SAVE_MS: u64 = 1_000;
+
+/// Where [`IndexService::save_embeddings`] writes, and the progress it records.
+struct CacheWrite<'a> {
+    index: &'a str,
+    doc_id: &'a str,
+    content_hash: &'a str,
+    model: &'a str,
+    dims: i64,
+    total: i64,
+}
 
 fn t(s: impl Into<String>) -> SqlValue {
     SqlValue::Text(s.into())
@@ -572,8 +587,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         Ok(Indexed::Done)
     }
 
-    /// Vectors for every draft, from the cache or the embedder; `None` when
-    /// the deadline passed first (progress is kept in the cache).
+    /// Vectors for every draft as stored (`f16` bytes, see
+    /// [`crate::vectors`]), from the cache or the embedder; `None` when the
+    /// deadline passed first (progress is kept in the cache).
     #[allow(clippy::too_many_arguments)]
     async fn embed_drafts<E: Embedder>(
         &self,
@@ -585,9 +601,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         settings: &IndexSettings,
         deadline_ms: u64,
         stats: &mut CallStats,
-    ) -> Result<Option<Vec<Option<Vec<f32>>>>> {
+    ) -> Result<Option<Vec<Option<Vec<u8>>>>> {
         let (model, dims) = model_key(embedder, settings);
-        let mut known: HashMap<String, Vec<f32>> = HashMap::new();
+        let mut known: HashMap<String, Vec<u8>> = HashMap::new();
         let hashes: Vec<&str> = drafts.iter().map(|d| d.content_hash.as_str()).collect();
         for group in hashes.chunks(500) {
             let placeholders: Vec<String> =
@@ -606,10 +622,11 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 )
                 .await?;
             for row in rows.rows {
-                let bytes = blob(row.0.get(1));
-                let v = match int(row.0.get(2)) {
-                    1 => bytes.and_then(|b| decode_f16(&b)),
-                    _ => bytes.and_then(|b| decode_f32(&b)),
+                // Rows from before schema 7 hold `f32`; re-encoded once here.
+                let v = match (int(row.0.get(2)), blob(row.0.get(1))) {
+                    (1, Some(b)) if b.len().is_multiple_of(2) => Some(b),
+                    (1, _) => None,
+                    (_, b) => b.and_then(|b| decode_f32(&b)).map(|v| encode_f16(&v)),
                 };
                 // Keyed by the whole hash: a row sharing only the 8-byte
                 // key with a wanted one is never asked for.
@@ -630,8 +647,6 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let mut done = total - missing.len() as i64;
         self.set_job(index, doc_id, content_hash, "embedding", done, total, None)
             .await?;
-        // One batch per upstream call, each committed before the next: the
-        // unit of progress and of resume.
         let texts: Vec<String> = missing.iter().map(|d| d.text.clone()).collect();
         let plan = embedder.plan(&texts)?;
         let covers = plan.first().is_none_or(|r| r.start == 0)
@@ -647,73 +662,66 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 texts.len()
             )));
         }
+        // One upstream call per planned range. Finished vectors go to the
+        // cache (with the progress they make) at least every
+        // `CACHE_SAVE_MS` and before returning for any reason — the
+        // deadline, an embedder error, the end — so a retry never embeds
+        // a finished batch again, without a commit per call when calls
+        // are quick.
+        let mut unsaved: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut saved_at = self.clock.now_unix_ms();
+        let cache = CacheWrite {
+            index,
+            doc_id,
+            content_hash,
+            model: &model,
+            dims,
+            total,
+        };
         for range in plan {
             if self.clock.now_unix_ms() >= deadline_ms {
+                self.save_embeddings(&cache, &unsaved, done).await?;
                 return Ok(None);
             }
             let batch = &missing[range.clone()];
             stats.calls += 1;
-            let vectors = embedder.embed(&texts[range]).await?;
-            if vectors.len() != batch.len() {
-                return Err(Error::Upstream(format!(
-                    "embedder returned {} vectors for {} inputs",
-                    vectors.len(),
-                    batch.len()
-                )));
-            }
-            // Each finished batch is committed to the cache at once, with the
-            // progress it makes (one commit per batch): a retry after a
-            // failure or a timeout does not embed it again.
-            done += batch.len() as i64;
-            self.begin().await?;
-            let result = async {
-                let mut params = vec![t(&model), i(dims), i(self.now())];
-                let mut tuples = Vec::with_capacity(batch.len());
-                for (d, v) in batch.iter().zip(&vectors) {
-                    let k = params.len();
-                    tuples.push(format!(
-                        "(?1, ?2, ?{}, ?{}, 1, ?{}, ?3)",
-                        k + 1,
-                        k + 2,
-                        k + 3
-                    ));
-                    params.push(t(&d.content_hash));
-                    params.push(SqlValue::Blob(cache_key(&d.content_hash)));
-                    params.push(SqlValue::Blob(encode_f16(v)));
+            let vectors = match embedder.embed(&texts[range]).await {
+                Ok(v) if v.len() == batch.len() => v,
+                answer => {
+                    let e = match answer {
+                        Err(e) => e,
+                        Ok(v) => Error::Upstream(format!(
+                            "embedder returned {} vectors for {} inputs",
+                            v.len(),
+                            batch.len()
+                        )),
+                    };
+                    // The finished batches are kept even so; the caller
+                    // hears of the embedder's failure, not of this save's.
+                    _ = self.save_embeddings(&cache, &unsaved, done).await;
+                    return Err(e);
                 }
-                // Only vectors the lookup missed get here; a row a
-                // concurrent ingest cached meanwhile is a harmless twin.
-                self.sql
-                    .execute(
-                        &format!(
-                            "INSERT INTO rs_embeddings (model, dimensions, content_hash, hash8, format, vector, created_at)
-                             VALUES {}",
-                            tuples.join(", ")
-                        ),
-                        &params,
-                    )
-                    .await?;
-                self.set_job(
-                    index,
-                    doc_id,
-                    content_hash,
-                    "embedding",
-                    done.min(total),
-                    total,
-                    None,
-                )
-                .await
-            }
-            .await;
-            self.finish(result).await?;
-            for (d, v) in batch.iter().zip(vectors) {
-                known.insert(d.content_hash.clone(), v);
+            };
+            done += batch.len() as i64;
+            unsaved.extend(
+                batch
+                    .iter()
+                    .zip(&vectors)
+                    .map(|(d, v)| (d.content_hash.as_str(), encode_f16(v))),
+            );
+            let now = self.clock.now_unix_ms();
+            if now.saturating_sub(saved_at) >= CACHE_SAVE_MS {
+                self.save_embeddings(&cache, &unsaved, done).await?;
+                known.extend(unsaved.drain(..).map(|(h, v)| (h.to_owned(), v)));
+                saved_at = now;
             }
         }
+        self.save_embeddings(&cache, &unsaved, done).await?;
+        known.extend(unsaved.drain(..).map(|(h, v)| (h.to_owned(), v)));
         // Each vector moves out of `known` to its first chunk; a chunk
         // repeating an earlier one's text gets a copy.
         let mut first: HashMap<&str, usize> = HashMap::new();
-        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(drafts.len());
+        let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(drafts.len());
         for (k, d) in drafts.iter().enumerate() {
             let v = match first.get(d.content_hash.as_str()) {
                 Some(at) => out[*at].clone(),
@@ -727,6 +735,62 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         Ok(Some(out))
     }
 
+    /// Writes `rows` (chunk hash, `f16` vector) to the embedding cache with
+    /// the progress `done` in one transaction. Only vectors the lookup
+    /// missed get here; a row a concurrent ingest cached meanwhile is a
+    /// harmless twin.
+    async fn save_embeddings(
+        &self,
+        cache: &CacheWrite<'_>,
+        rows: &[(&str, Vec<u8>)],
+        done: i64,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.begin().await?;
+        let result = async {
+            for group in rows.chunks(CACHE_ROWS) {
+                let mut params = vec![t(cache.model), i(cache.dims), i(self.now())];
+                let mut tuples = Vec::with_capacity(group.len());
+                for (hash, v) in group {
+                    let k = params.len();
+                    tuples.push(format!(
+                        "(?1, ?2, ?{}, ?{}, 1, ?{}, ?3)",
+                        k + 1,
+                        k + 2,
+                        k + 3
+                    ));
+                    params.push(t(*hash));
+                    params.push(SqlValue::Blob(cache_key(hash)));
+                    params.push(SqlValue::Blob(v.clone()));
+                }
+                self.sql
+                    .execute(
+                        &format!(
+                            "INSERT INTO rs_embeddings (model, dimensions, content_hash, hash8, format, vector, created_at)
+                             VALUES {}",
+                            tuples.join(", ")
+                        ),
+                        &params,
+                    )
+                    .await?;
+            }
+            self.set_job(
+                cache.index,
+                cache.doc_id,
+                cache.content_hash,
+                "embedding",
+                done.min(cache.total),
+                cache.total,
+                None,
+            )
+            .await
+        }
+        .await;
+        self.finish(result).await
+    }
+
     /// Inside a transaction: replace the document's chunks in `version`.
     async fn commit_document(
         &self,
@@ -734,11 +798,12 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         version: i64,
         source: &Source,
         drafts: &[ChunkDraft],
-        vectors: &[Option<Vec<f32>>],
+        vectors: &[Option<Vec<u8>>],
     ) -> Result<()> {
         let doc_id = &source.doc_id;
         let removed = self.remove_chunks(index, version, doc_id).await?;
-        let mut added: Vec<(i64, &[f32])> = Vec::new();
+        // The block maintenance reads the stored vectors as floats.
+        let mut added: Vec<(i64, Vec<f32>)> = Vec::new();
         let now = self.now();
         // Ids are assigned here (the transaction holds the write lock), so
         // chunks go in with multi-row INSERTs: one statement per
@@ -750,7 +815,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .await?;
         let mut next_id = int(next.rows.first().and_then(|r| r.0.first()));
         let first_id = next_id;
-        let rows: Vec<(&ChunkDraft, &Option<Vec<f32>>)> = drafts.iter().zip(vectors).collect();
+        let rows: Vec<(&ChunkDraft, &Option<Vec<u8>>)> = drafts.iter().zip(vectors).collect();
         for group in rows.chunks(CHUNK_ROWS) {
             let mut params = Vec::with_capacity(group.len() * 14);
             let mut tuples = Vec::with_capacity(group.len());
@@ -784,9 +849,11 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     t(&draft.content_hash),
                     t(serde_json::Value::Object(metadata).to_string()),
                 ]);
-                if let Some(v) = vector {
-                    vector_params.extend([i(next_id), SqlValue::Blob(encode_f16(v))]);
-                    added.push((next_id, v.as_slice()));
+                if let Some(v) = vector
+                    && let Some(floats) = decode_f16(v)
+                {
+                    vector_params.extend([i(next_id), SqlValue::Blob(v.clone())]);
+                    added.push((next_id, floats));
                 }
                 next_id += 1;
             }
@@ -825,6 +892,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 &[i(first_id), i(next_id)],
             )
             .await?;
+        let added: Vec<(i64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         self.write_vectors(index, version, &removed, &added).await?;
         let embedded = vectors.iter().filter(|v| v.is_some()).count() as i64;
         self.sql

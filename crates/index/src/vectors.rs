@@ -66,16 +66,39 @@ impl Stored {
 /// every stored value is finite. Embedding components are far inside the
 /// range; the relative rounding error is at most 2⁻¹¹.
 pub fn encode_f16(v: &[f32]) -> Vec<u8> {
-    v.iter()
-        .flat_map(|x| {
-            let x = if x.is_nan() {
-                0.0
-            } else {
-                x.clamp(-65504.0, 65504.0)
-            };
-            half::f16::from_f32(x).to_bits().to_le_bytes()
-        })
-        .collect()
+    let mut out = vec![0u8; v.len() * 2];
+    for (o, x) in out.chunks_exact_mut(2).zip(v) {
+        let x = if x.is_nan() {
+            0.0
+        } else {
+            x.clamp(-65504.0, 65504.0)
+        };
+        o.copy_from_slice(&f32_to_f16(x).to_le_bytes());
+    }
+    out
+}
+
+/// The bits of the `f16` nearest `x` (ties to even), for `|x| ≤ 65,504`
+/// (NaN and larger magnitudes are the caller's to map). Branch-free, so
+/// the encoding loop vectorises: a result below 2⁻¹⁴ (subnormal or zero)
+/// is rounded by the FPU itself, adding 0.5 so the wanted bits land at the
+/// bottom of the mantissa; a normal one is rebased by −112 in the exponent
+/// with round-half-to-even done in integers (`0xfff` + the kept mantissa's
+/// lowest bit).
+#[inline(always)]
+pub fn f32_to_f16(x: f32) -> u16 {
+    const HALF: u32 = 126 << 23; // 0.5f32: ((127 − 15) + (23 − 10) + 1) << 23
+    const REBASE: u32 = (127 - 15) << 23;
+    let bits = x.to_bits();
+    let sign = (bits >> 16) & 0x8000;
+    let abs = bits & 0x7fff_ffff;
+    let subnormal = (f32::from_bits(abs) + f32::from_bits(HALF))
+        .to_bits()
+        .wrapping_sub(HALF);
+    let odd = (abs >> 13) & 1;
+    let normal = abs.wrapping_sub(REBASE).wrapping_add(0xfff + odd) >> 13;
+    let h = if abs < 113 << 23 { subnormal } else { normal };
+    (h | sign) as u16
 }
 
 /// One `f16` (its bits) as `f32`, exact for every finite value, normals and
@@ -310,6 +333,46 @@ mod tests {
         let v = vec![0.0, -1.5, 3.25e-7, f32::MAX];
         assert_eq!(decode_f32(&encode_f32(&v)).unwrap(), v);
         assert!(decode_f32(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn f16_encoding_matches_the_half_crate_rounding_everywhere_in_range() {
+        let reference = |x: f32| half::f16::from_f32(x).to_bits();
+        let mut checked = 0u64;
+        let mut check = |bits: u32| {
+            let x = f32::from_bits(bits);
+            if x.is_finite() && x.abs() <= 65504.0 {
+                assert_eq!(f32_to_f16(x), reference(x), "{x:e} ({bits:#010x})");
+                checked += 1;
+            }
+        };
+        // Every 61st bit pattern: all exponents and signs, varied mantissas.
+        for bits in (0..=u32::MAX).step_by(61) {
+            check(bits);
+        }
+        // Every rounding case (the 13 dropped bits, ties included) at each
+        // exponent from below the subnormals to the largest normal, with
+        // a few kept mantissas (even and odd).
+        for sign in [0, 0x8000_0000u32] {
+            for exp in 90..=142u32 {
+                for kept in [0u32, 1, 2, 0x155, 0x2aa, 0x3fe, 0x3ff] {
+                    for low in 0..(1u32 << 13) {
+                        check(sign | exp << 23 | kept << 13 | low);
+                    }
+                }
+            }
+        }
+        assert!(checked > 40_000_000, "{checked}");
+    }
+
+    #[test]
+    fn f16_encoding_maps_nan_to_zero_and_clamps_to_the_largest_half() {
+        let bytes = encode_f16(&[f32::NAN, 1e9, -1e9, f32::INFINITY, 0.5, -0.0]);
+        let halves: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(halves, [0, 0x7bff, 0xfbff, 0x7bff, 0x3800, 0x8000]);
     }
 
     #[test]

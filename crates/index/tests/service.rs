@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 
 use futures::executor::block_on;
-use ragspin_core::{Embedder, Embedding, Error, Result, Rows, Sql, SqlValue};
+use ragspin_core::{Clock, Embedder, Embedding, Error, Result, Rows, Sql, SqlValue};
 use ragspin_index::{IndexService, IndexSettings, NewDocument, NoEmbedder};
 use ragspin_testkit::{HashEmbedder, ManualClock, SqliteSql};
 
@@ -72,6 +72,51 @@ impl Embedder for PlanningEmbedder {
             .collect())
     }
 }
+
+/// Takes `step_ms` of the clock per call and notes, as each call starts,
+/// how many vectors the cache holds and the progress the document shows.
+struct SlowEmbedder<'a> {
+    counting: CountingEmbedder,
+    world: &'a World,
+    doc_id: String,
+    step_ms: u64,
+    seen: RefCell<Vec<(i64, i64)>>,
+}
+
+impl Embedder for SlowEmbedder<'_> {
+    fn model(&self) -> &str {
+        self.counting.model()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Embedding>> {
+        let cached = match self
+            .world
+            .sql
+            .query("SELECT count(*) FROM rs_embeddings", &[])
+            .await?
+            .rows[0]
+            .0[0]
+        {
+            SqlValue::Integer(n) => n,
+            ref other => panic!("{other:?}"),
+        };
+        let progress = match self.world.svc().get_document("slow", &self.doc_id).await {
+            Ok(d) => d.status.embedded,
+            Err(_) => -1,
+        };
+        self.seen.borrow_mut().push((cached, progress));
+        self.world.clock.advance(self.step_ms);
+        self.counting.embed(texts).await
+    }
+    fn plan(&self, texts: &[String]) -> Result<Vec<std::ops::Range<usize>>> {
+        Ok((0..texts.len())
+            .step_by(SLOW_BATCH)
+            .map(|s| s..(s + SLOW_BATCH).min(texts.len()))
+            .collect())
+    }
+}
+
+/// Texts per call of a [`SlowEmbedder`].
+const SLOW_BATCH: usize = 8;
 
 /// Fails every statement from the n-th on that matches `pattern`.
 struct FailingSql<'a> {
@@ -314,6 +359,102 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
     assert_eq!(ok.cached_embeddings as usize, ragspin_index::EMBED_BATCH);
     let again: Vec<String> = e.texts.borrow()[texts_before..].to_vec();
     let first: Vec<String> = e.texts.borrow()[..first_batch as usize].to_vec();
+    assert!(
+        first.iter().all(|t| !again.contains(t)),
+        "a finished batch was embedded again"
+    );
+}
+
+#[test]
+fn finished_embeddings_are_saved_with_their_progress_every_cache_save_interval_not_every_call() {
+    let w = World::new();
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    block_on(w.svc().put_index("slow", settings)).unwrap();
+    let content = markdown(30);
+    let e = SlowEmbedder {
+        counting: CountingEmbedder::new(),
+        world: &w,
+        doc_id: format!(
+            "doc-{}",
+            &ragspin_index::sha256_hex(content.as_bytes())[..16]
+        ),
+        // Two calls take longer than the interval, one does not.
+        step_ms: ragspin_index::service::CACHE_SAVE_MS * 3 / 5,
+        seen: RefCell::new(Vec::new()),
+    };
+    let out = block_on(
+        w.svc()
+            .ingest("slow", doc("big.md", &content), Some(&e), FAR),
+    )
+    .unwrap();
+    let batch = SLOW_BATCH as i64;
+    let seen = e.seen.borrow().clone();
+    assert!(seen.len() >= 5, "{seen:?}");
+    // Nothing saved after the first call; the first two batches (and their
+    // progress) after the second; two more after the fourth.
+    assert_eq!(seen[0].0, 0, "{seen:?}");
+    assert_eq!(seen[1].0, 0, "{seen:?}");
+    assert_eq!(seen[2], (2 * batch, 2 * batch), "{seen:?}");
+    assert_eq!(seen[3], (2 * batch, 2 * batch), "{seen:?}");
+    assert_eq!(seen[4], (4 * batch, 4 * batch), "{seen:?}");
+    // Everything is saved in the end, and a second ingest of a copy embeds nothing.
+    let chunks = out.document.chunks;
+    assert_eq!(count(&w.sql, "SELECT count(*) FROM rs_embeddings"), chunks);
+    assert_eq!(out.document.status.embedded, chunks);
+    let calls = e.counting.calls.get();
+    let mut copy = doc("copy.md", &markdown(30));
+    copy.id = Some("copy".into());
+    let again = block_on(w.svc().ingest("slow", copy, Some(&e), FAR)).unwrap();
+    assert_eq!(e.counting.calls.get(), calls);
+    assert_eq!(again.cached_embeddings as i64, chunks);
+}
+
+#[test]
+fn a_deadline_between_cache_saves_still_keeps_every_finished_batch() {
+    let w = World::new();
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    block_on(w.svc().put_index("slow", settings)).unwrap();
+    let content = markdown(30);
+    let step_ms = ragspin_index::service::CACHE_SAVE_MS * 3 / 5;
+    let e = SlowEmbedder {
+        counting: CountingEmbedder::new(),
+        world: &w,
+        doc_id: format!(
+            "doc-{}",
+            &ragspin_index::sha256_hex(content.as_bytes())[..16]
+        ),
+        step_ms,
+        seen: RefCell::new(Vec::new()),
+    };
+    // Calls at 0, 1 and 2 steps start before the deadline; the third ends
+    // after it, one step after the save that followed the second.
+    let deadline = w.clock.now_unix_ms() + step_ms * 5 / 2;
+    let out = block_on(
+        w.svc()
+            .ingest("slow", doc("big.md", &content), Some(&e), deadline),
+    )
+    .unwrap();
+    assert!(out.pending);
+    assert_eq!(e.counting.calls.get(), 3);
+    let batch = SLOW_BATCH as i64;
+    assert_eq!(
+        count(&w.sql, "SELECT count(*) FROM rs_embeddings"),
+        3 * batch
+    );
+    assert_eq!(out.document.status.embedded, 3 * batch);
+    let first: Vec<String> = e.counting.texts.borrow().clone();
+    let done = block_on(
+        w.svc()
+            .ingest("slow", doc("big.md", &content), Some(&e), FAR),
+    )
+    .unwrap();
+    assert_eq!(done.document.status.stage, "indexed");
+    assert_eq!(done.cached_embeddings as i64, 3 * batch);
+    let again = e.counting.texts.borrow()[first.len()..].to_vec();
     assert!(
         first.iter().all(|t| !again.contains(t)),
         "a finished batch was embedded again"
