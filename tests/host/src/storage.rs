@@ -279,6 +279,15 @@ impl SqliteBackend {
     }
 }
 
+/// A parameter bound without copying it.
+struct Borrowed<'a>(rusqlite::types::ValueRef<'a>);
+
+impl rusqlite::ToSql for Borrowed<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(self.0))
+    }
+}
+
 /// One open connection (one component `open`).
 #[derive(Debug)]
 pub struct SqliteConnection {
@@ -289,24 +298,23 @@ impl SqliteConnection {
     /// Runs one statement (as in Spin, only the first statement of a string runs),
     /// returning rows, rows affected and last rowid.
     pub fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(SqlOutput, u64, i64), String> {
-        use rusqlite::types::{Value, ValueRef};
+        use rusqlite::types::ValueRef;
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
         let columns: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let values: Vec<Value> = params
-            .iter()
-            .map(|p| match p {
-                SqlValue::Integer(i) => Value::Integer(*i),
-                SqlValue::Real(f) => Value::Real(*f),
-                SqlValue::Text(s) => Value::Text(s.clone()),
-                SqlValue::Blob(b) => Value::Blob(b.clone()),
-                SqlValue::Null => Value::Null,
-            })
-            .collect();
+        // Bound by reference, as Spin's host binds its parameters (no copy
+        // of a text or blob before SQLite copies it into the row).
+        let values = params.iter().map(|p| match p {
+            SqlValue::Integer(i) => ValueRef::Integer(*i),
+            SqlValue::Real(f) => ValueRef::Real(*f),
+            SqlValue::Text(s) => ValueRef::Text(s.as_bytes()),
+            SqlValue::Blob(b) => ValueRef::Blob(b),
+            SqlValue::Null => ValueRef::Null,
+        });
         let mut rows_out = Vec::new();
         {
             let mut rows = stmt
-                .query(rusqlite::params_from_iter(values.iter()))
+                .query(rusqlite::params_from_iter(values.map(Borrowed)))
                 .map_err(|e| e.to_string())?;
             while let Some(row) = rows.next().map_err(|e| e.to_string())? {
                 let mut out = Vec::with_capacity(columns.len());
