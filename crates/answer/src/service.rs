@@ -20,7 +20,7 @@ use ragspin_core::{
 use ragspin_index::IndexSettings;
 use ragspin_index::search::{
     FTS_STATE_ROWS, Filter, FtsState, Hit, MAX_TOP_K, SearchRequest, SearchResult, Weights,
-    search_version,
+    bm25_words, search_version, uncounted_words, word_count_rows,
 };
 
 use crate::cache::{self, CacheKey, canonical_json};
@@ -151,7 +151,11 @@ pub struct IndexInfo {
     pub fts: Option<FtsState>,
 }
 
-async fn lookup<S: Sql>(sql: &S, index: &str, with_fts: bool) -> Result<Option<IndexInfo>> {
+/// The index row, and with `fts` the FTS state with the row counts of the
+/// words given (those the instance has not counted yet).
+async fn lookup<S: Sql>(sql: &S, index: &str, fts: Option<&[String]>) -> Result<Option<IndexInfo>> {
+    let with_fts = fts.is_some();
+    let words = fts.unwrap_or_default();
     let mut statement =
         "SELECT 'index', x.active_version, v.generation, v.settings FROM rs_indexes x
          JOIN rs_versions v ON v.index_name = x.name AND v.version = x.active_version
@@ -159,12 +163,13 @@ async fn lookup<S: Sql>(sql: &S, index: &str, with_fts: bool) -> Result<Option<I
             .to_string();
     if with_fts {
         statement.push_str(&format!(
-            " UNION ALL SELECT 'fts', * FROM ({FTS_STATE_ROWS})"
+            " UNION ALL SELECT 'fts', * FROM ({}{FTS_STATE_ROWS})",
+            word_count_rows(words.len(), 2)
         ));
     }
-    let rows = sql
-        .query(&statement, &[SqlValue::Text(index.to_owned())])
-        .await?;
+    let mut params = vec![SqlValue::Text(index.to_owned())];
+    params.extend(words.iter().map(|w| SqlValue::Text(w.clone())));
+    let rows = sql.query(&statement, &params).await?;
     let (found, fts): (Vec<_>, Vec<_>) = rows
         .rows
         .iter()
@@ -177,30 +182,46 @@ async fn lookup<S: Sql>(sql: &S, index: &str, with_fts: bool) -> Result<Option<I
             .and_then(SqlValue::as_str)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
-        fts: with_fts
-            .then(|| FtsState::from_rows(fts.iter().map(|r| r.0.get(1..).unwrap_or_default()))),
+        fts: with_fts.then(|| {
+            FtsState::from_rows(fts.iter().map(|r| r.0.get(1..).unwrap_or_default()))
+                .counting(words)
+        }),
     }))
 }
 
-/// The active version of `index` (404 when it does not exist). A database
-/// nobody has ingested into yet has no tables: it is migrated once, then
-/// asked again. One from before the FTS state could be read (schema 5) is
-/// asked without it.
-pub async fn index_info<S: Sql>(sql: &S, index: &str) -> Result<IndexInfo> {
+/// The active version of `index` (404 when it does not exist), read with
+/// the FTS state and the row counts of the words a BM25 search for `text`
+/// needs that this instance has not counted, so the search itself needs no
+/// statement for them. A database nobody has ingested into yet has no
+/// tables: it is migrated once, then asked again. One from before the FTS
+/// state could be read (schema 5) is asked without it.
+pub async fn index_info<S: Sql>(sql: &S, index: &str, text: &str) -> Result<IndexInfo> {
     ragspin_index::model::validate_index_name(index)?;
-    let found = match lookup(sql, index, true).await {
+    let words = uncounted_words(&bm25_words(&bm25_text(text)));
+    let found = match lookup(sql, index, Some(&words)).await {
         Ok(found) => found,
-        Err(Error::Storage(_)) => match lookup(sql, index, false).await {
+        Err(Error::Storage(_)) => match lookup(sql, index, None).await {
             Ok(found) => found,
             Err(Error::Storage(_)) => {
                 ragspin_index::schema::migrate(sql).await?;
-                lookup(sql, index, true).await?
+                lookup(sql, index, Some(&words)).await?
             }
             Err(e) => return Err(e),
         },
         Err(e) => return Err(e),
     };
     found.ok_or_else(|| Error::NotFound(format!("index {index:?} does not exist")))
+}
+
+/// What BM25 searches for `text`: its topic words only; a text of nothing
+/// but stopwords keeps its words.
+fn bm25_text(text: &str) -> String {
+    let keywords = keywords(text);
+    if keywords.is_empty() {
+        text.to_owned()
+    } else {
+        keywords.join(" ")
+    }
 }
 
 fn check_top_k(top_k: usize) -> Result<usize> {
@@ -331,17 +352,9 @@ where
         bm25: 1.0,
         vector: 0.0,
     };
-    // BM25 on the topic words only; a question of nothing but stopwords
-    // keeps its words.
-    let keywords = keywords(text);
-    let bm25_text = if keywords.is_empty() {
-        text.to_owned()
-    } else {
-        keywords.join(" ")
-    };
     let mut request = SearchRequest {
         index: index.to_owned(),
-        query: bm25_text,
+        query: bm25_text(text),
         top_k,
         filter,
         weights: if vector.is_some() { weights } else { bm25_only },
@@ -415,7 +428,7 @@ where
     if let Some(v) = &params.vector {
         check_vector(v)?;
     }
-    let info = index_info(&ctx.sql, &params.index).await?;
+    let info = index_info(&ctx.sql, &params.index, &params.query).await?;
     let r = retrieve(
         ctx,
         &params.index,
@@ -521,7 +534,9 @@ where
     if let Some(id) = &params.session_id {
         session::validate_id(id)?;
     }
-    let info = index_info(&ctx.sql, &params.index).await?;
+    // The question's words are counted with the index row; a follow-up's
+    // condensed question may add a few the search counts itself.
+    let info = index_info(&ctx.sql, &params.index, &params.question).await?;
     let mut history = params.history;
     let mut session_state = None;
     if let Some(id) = &params.session_id {

@@ -622,7 +622,21 @@ async fn cached_counts<S: Sql>(
     state: &FtsState,
 ) -> Result<(Option<i64>, HashMap<String, i64>)> {
     let cache = term_stats_cache();
-    if let Some(df) = lock(cache).lookup(&state.key, words) {
+    // Counts read with the state (the caller's statement) are used as they
+    // are and kept; only the other words are looked up.
+    let (counted, rest): (Vec<String>, Vec<String>) =
+        words.iter().cloned().partition(|w| state.asked.contains(w));
+    if !counted.is_empty() {
+        lock(cache).store(state);
+    }
+    let found = if rest.is_empty() {
+        Some(HashMap::new())
+    } else {
+        lock(cache).lookup(&state.key, &rest)
+    };
+    if let Some(more) = found {
+        let mut df = state.df_of(&counted);
+        df.extend(more);
         return Ok((state.rows, df));
     }
     let missing = lock(cache).missing(&state.key, words);
@@ -668,25 +682,48 @@ pub struct FtsState {
 /// the structure record (id 10) and the database id, and for `words` their
 /// row counts.
 async fn fts_state<S: Sql>(sql: &S, words: &[String], keyed: bool) -> Result<FtsState> {
-    let marks = (1..=words.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let vocab = if words.is_empty() {
-        String::new()
-    } else {
-        format!("SELECT 0, term, doc FROM rs_chunks_vocab WHERE term IN ({marks}) UNION ALL ")
-    };
-    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
     let state = if keyed {
         FTS_STATE_ROWS
     } else {
         "SELECT id, NULL, block FROM rs_chunks_fts_data WHERE id = 1"
     };
-    let rows = sql.query(&format!("{vocab}{state}"), &params).await?;
-    let mut state = FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice()));
-    state.asked = words.to_vec();
-    Ok(state)
+    let sql_text = format!("{}{state}", word_count_rows(words.len(), 1));
+    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::Text(w.clone())).collect();
+    let rows = sql.query(&sql_text, &params).await?;
+    Ok(FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice())).counting(words))
+}
+
+/// Rows `(0, term, row count)` for `n` words bound from `?{first}` on,
+/// followed by `UNION ALL ` (nothing for no words): put before
+/// [`FTS_STATE_ROWS`] to read the counts in the same snapshot.
+pub fn word_count_rows(n: usize, first: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let marks = (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT 0, term, doc FROM rs_chunks_vocab WHERE term IN ({marks}) UNION ALL ")
+}
+
+/// The words a BM25 search for `query` looks up.
+pub fn bm25_words(query: &str) -> Vec<String> {
+    fts_words(query)
+}
+
+/// Those of `words` whose row counts this instance does not hold: what a
+/// caller reading the FTS state in a statement of its own should count in
+/// it ([`word_count_rows`], [`FtsState::counting`]), so the search needs no
+/// statement for them. (Held under the state the instance saw last; if
+/// the index changed since, the search counts what it lacks itself.)
+pub fn uncounted_words(words: &[String]) -> Vec<String> {
+    let cache = lock(term_stats_cache());
+    words
+        .iter()
+        .filter(|w| !cache.df.contains_key(*w))
+        .cloned()
+        .collect()
 }
 
 impl FtsState {
@@ -716,6 +753,14 @@ impl FtsState {
             state.key.extend(structure);
         }
         state
+    }
+
+    /// This state as read with the row counts of `words` (rows
+    /// `(0, term, count)`; a word without a row is in none).
+    #[must_use]
+    pub fn counting(mut self, words: &[String]) -> Self {
+        self.asked = words.to_vec();
+        self
     }
 
     /// The counts of `words` read in this state (0 for a word not indexed).

@@ -5,7 +5,7 @@ use futures::executor::block_on;
 use ragspin_core::{Embedder, Sql, SqlValue};
 use ragspin_index::search::{
     BINARY_CANDIDATES, FTS_STATE_ROWS, Filter, FtsState, RESCORED_CANDIDATES, SearchRequest,
-    Weights, active_version, cascade, cosine, search, search_version,
+    Weights, active_version, bm25_words, cascade, cosine, search, search_version, word_count_rows,
 };
 use ragspin_index::vectors::{BitIndex, Block};
 use ragspin_index::{IndexService, IndexSettings, NewDocument};
@@ -378,6 +378,47 @@ fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
         };
         assert_eq!(own(&plain), 1, "{q}");
         assert_eq!(own(&given), 0, "{q}");
+    }
+}
+
+#[test]
+fn word_counts_read_with_the_fts_state_spare_the_search_its_count_statement() {
+    let (sql, e) = reviews_index();
+    let (version, generation) = block_on(active_version(&sql, "reviews")).unwrap();
+    for (q, filter) in [
+        ("budget phone battery", json!(null)),
+        ("wireless headphones", json!({"rating": {"gte": 4}})),
+        ("no such words anywhere", json!(null)),
+    ] {
+        let req = request(q, filter, Some(e.embed_one(q)));
+        // The search given the counts runs first: the per-process term
+        // cache cannot have them from the plain search.
+        let words = bm25_words(q);
+        let rows = block_on(
+            sql.query(
+                &format!("{}{FTS_STATE_ROWS}", word_count_rows(words.len(), 1)),
+                &words
+                    .iter()
+                    .map(|w| SqlValue::Text(w.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+        )
+        .unwrap();
+        let known = FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice())).counting(&words);
+        let given = Statements::new(&sql);
+        let got = block_on(search_version(
+            &given,
+            &req,
+            version,
+            generation,
+            Some(&known),
+        ))
+        .unwrap();
+        let plain = Statements::new(&sql);
+        let expected = block_on(search_version(&plain, &req, version, generation, None)).unwrap();
+        assert_eq!(got.hits, expected.hits, "{q}");
+        assert_eq!(given.count("rs_chunks_vocab"), 0, "{q}: {:?}", given.log);
+        assert_eq!(given.count("rs_chunks_fts_data"), 0, "{q}");
     }
 }
 
