@@ -1226,17 +1226,21 @@ pub async fn vector_bytes<S: Sql>(sql: &S, ids: &[i64], dims: usize) -> Result<S
     if ids.is_empty() || dims == 0 {
         return Ok(StoredVectors::default());
     }
-    let placeholders: Vec<String> = (0..ids.len()).map(|k| format!("?{}", k + 3)).collect();
-    let mut params = vec![
+    // The ids as one JSON array: the statement's text is the same for any
+    // number of them, so the connection's statement cache keeps it
+    // prepared (a list of placeholders was a new statement to parse and
+    // plan for nearly every query: ≈ 50 µs of its ≈ 220).
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let params = vec![
         SqlValue::Integer(dims as i64 * 2),
         SqlValue::Integer(dims as i64 * 4),
+        SqlValue::Text(format!("[{}]", list.join(","))),
     ];
-    params.extend(ids.iter().map(|id| SqlValue::Integer(*id)));
     let read = |table: &'static str| {
         let statement = format!(
             "SELECT group_concat(id), group_concat(length(vector)), CAST(group_concat(vector, '') AS BLOB)
-             FROM (SELECT id, vector FROM {table} WHERE id IN ({}) AND length(vector) IN (?1, ?2))",
-            placeholders.join(", ")
+             FROM (SELECT id, vector FROM {table}
+                   WHERE id IN (SELECT value FROM json_each(?3)) AND length(vector) IN (?1, ?2))"
         );
         let params = &params;
         async move { sql.query(&statement, params).await }
