@@ -143,8 +143,12 @@ impl HandlerState for ComponentHandler {
             component: self.config.clone(),
             app: self.app.clone(),
         };
+        let mut store = Store::new(&self.engine, state);
+        if fuel_metering() {
+            wt(store.set_fuel(u64::MAX)).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+        }
         Ok(StoreBundle {
-            store: Store::new(&self.engine, state),
+            store,
             write_profile: Box::new(|_| {}),
         })
     }
@@ -284,6 +288,12 @@ pub struct Host {
     app: Arc<AppShared>,
 }
 
+/// Whether `RAGSPIN_HOST_FUEL` is set (read once).
+fn fuel_metering() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("RAGSPIN_HOST_FUEL").is_some())
+}
+
 /// The process-wide engine, configured as Spin 4.0 configures its own
 /// (component model with async on).
 pub fn engine() -> Result<Engine> {
@@ -299,6 +309,12 @@ pub fn engine() -> Result<Engine> {
     // (build them with `CARGO_PROFILE_RELEASE_STRIP=false` to keep names).
     if std::env::var_os("RAGSPIN_HOST_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    // Measuring aid, not a Spin setting: `RAGSPIN_HOST_FUEL=1` counts the
+    // wasm operations each request runs (see `run_task`): a measure of a
+    // component's CPU work that does not move with this VM's speed.
+    if fuel_metering() {
+        config.consume_fuel(true);
     }
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:?}"))?;
     Ok(ENGINE.get_or_init(|| engine).clone())
@@ -514,8 +530,27 @@ async fn run_task(
     let Proxy::P3(service) = proxy else {
         wasmtime::bail!("only wasi:http@0.3 components are supported");
     };
+    let fuel = |store: &wasmtime::component::Accessor<State>| {
+        store.with(|mut s| {
+            wasmtime::AsContextMut::as_context_mut(&mut s)
+                .get_fuel()
+                .unwrap_or(0)
+        })
+    };
+    let before = fuel_metering().then(|| (fuel(store), req.uri().path().to_string()));
     let (request, request_io) = wasmtime_wasi_http::p3::Request::from_http(req);
-    let response = match service.handle(store, request).await? {
+    let handled = service.handle(store, request).await;
+    // Operations run until the response is returned (a streamed body's
+    // later work is not counted); concurrent requests on one instance
+    // share the count.
+    if let Some((at, path)) = before {
+        let component = store.with(|mut s| s.data_mut().component.id.clone());
+        eprintln!(
+            "RAGSPIN_FUEL {component} {path} {}",
+            at.saturating_sub(fuel(store))
+        );
+    }
+    let response = match handled? {
         Ok(res) => res,
         Err(code) => {
             // The handler returned an error: Spin answers 500 with an empty body.
