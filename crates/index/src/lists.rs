@@ -143,24 +143,23 @@ impl Lists {
     /// (sign bits alone put 5% of true neighbours in lists a query does not
     /// read; the floats, 1%).
     pub fn assign(&self, v: &[f32]) -> usize {
-        let code = words_of(&crate::vectors::binary_code(v));
-        let per = self.dimensions.div_ceil(64);
-        let mut near: Vec<(u32, usize)> = self
-            .words
-            .chunks_exact(per.max(1))
-            .map(|c| word_distance(c, &code))
-            .enumerate()
-            .map(|(l, d)| (d, l))
-            .collect();
-        let k = SHORTLIST.min(near.len());
-        if k == 0 {
-            return 0;
+        let code = sign_words(v);
+        let per = self.dimensions.div_ceil(64).max(1);
+        // The SHORTLIST smallest (distance, list), in order, kept by
+        // insertion: most lists are farther than the current last and cost
+        // one comparison (no vector of all distances to select from).
+        let mut near = [(u32::MAX, usize::MAX); SHORTLIST];
+        for (l, c) in self.words.chunks_exact(per).enumerate() {
+            let d = word_distance(c, &code);
+            if d >= near[SHORTLIST - 1].0 {
+                continue;
+            }
+            let at = near.partition_point(|n| n.0 <= d);
+            near.copy_within(at..SHORTLIST - 1, at + 1);
+            near[at] = (d, l);
         }
-        near.select_nth_unstable(k - 1);
-        near.truncate(k);
-        near.sort_unstable();
         let mut best = (f32::NEG_INFINITY, 0);
-        for (_, l) in near {
+        for (_, l) in near.into_iter().take_while(|n| n.1 != usize::MAX) {
             let s = dot_i8(self.centroid(l), v);
             if s > best.0 {
                 best = (s, l);
@@ -202,24 +201,41 @@ impl Lists {
 /// Lists whose centroids' dot products decide [`Lists::assign`].
 const SHORTLIST: usize = 16;
 
-/// `Σ cᵢ·vᵢ` in four f32 lanes.
+/// `Σ cᵢ·vᵢ` in eight f32 lanes.
 fn dot_i8(c: &[i8], v: &[f32]) -> f32 {
-    let mut lanes = [0f32; 4];
-    for (c, v) in c.chunks_exact(4).zip(v.chunks_exact(4)) {
-        for k in 0..4 {
-            lanes[k] += c[k] as f32 * v[k];
+    // Eight lanes over fixed-size chunks: no bounds checks, so the loop
+    // becomes `simd128` (widen, convert, multiply-add) in wasm.
+    let mut lanes = [0f32; 8];
+    let (cc, vc) = (c.chunks_exact(8), v.chunks_exact(8));
+    let done = cc.len().min(vc.len()) * 8;
+    for (c8, v8) in cc.zip(vc) {
+        let (Ok(c8), Ok(v8)) = (<&[i8; 8]>::try_from(c8), <&[f32; 8]>::try_from(v8)) else {
+            continue;
+        };
+        for k in 0..8 {
+            lanes[k] += f32::from(c8[k]) * v8[k];
         }
     }
-    let tail = c.len() / 4 * 4;
-    let rest: f32 = c[tail..]
+    let rest: f32 = c[done.min(c.len())..]
         .iter()
-        .zip(&v[tail.min(v.len())..])
-        .map(|(c, v)| *c as f32 * v)
+        .zip(&v[done.min(v.len())..])
+        .map(|(c, v)| f32::from(*c) * v)
         .sum();
     lanes.iter().sum::<f32>() + rest
 }
 
-/// Sign bits (`⌈d/8⌉` bytes) as 64-bit words, zero-padded.
+/// The sign bits of `v` (bit `i` set when `v[i] > 0`, as
+/// [`crate::vectors::binary_code`]) as 64-bit words.
+fn sign_words(v: &[f32]) -> Vec<u64> {
+    v.chunks(64)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, x)| w | (u64::from(*x > 0.0) << i))
+        })
+        .collect()
+}
+
 fn words_of(code: &[u8]) -> Vec<u64> {
     code.chunks(8)
         .map(|c| {
@@ -396,6 +412,61 @@ mod tests {
             }
         }
         (points, topic)
+    }
+
+    /// The assignment as first written: every distance collected, the
+    /// shortlist selected and sorted.
+    fn assign_by_selection(lists: &Lists, v: &[f32]) -> usize {
+        let code = words_of(&binary_code(v));
+        let per = lists.dimensions.div_ceil(64);
+        let mut near: Vec<(u32, usize)> = lists
+            .words
+            .chunks_exact(per.max(1))
+            .map(|c| word_distance(c, &code))
+            .enumerate()
+            .map(|(l, d)| (d, l))
+            .collect();
+        let k = SHORTLIST.min(near.len());
+        near.select_nth_unstable(k - 1);
+        near.truncate(k);
+        near.sort_unstable();
+        let mut best = (f32::NEG_INFINITY, 0);
+        for (_, l) in near {
+            let s = dot_i8(lists.centroid(l), v);
+            if s > best.0 {
+                best = (s, l);
+            }
+        }
+        best.1
+    }
+
+    #[test]
+    fn assignment_by_insertion_matches_the_selection_it_replaced() {
+        // Odd dimensions (a partial last word), more and fewer lists than
+        // the shortlist, and duplicated centroids (equal distances).
+        for (dims, n_lists) in [(100, 40), (256, 9), (70, 16), (1536, 64)] {
+            let (points, _) = clustered(12, 30, dims);
+            let (_, lists, _) = train_on(&points, dims, n_lists);
+            let mut dup = lists.clone();
+            let per = dims.div_ceil(64);
+            let first: Vec<u64> = dup.words[..per].to_vec();
+            for l in (1..dup.len()).step_by(3) {
+                dup.words[l * per..(l + 1) * per].copy_from_slice(&first);
+            }
+            for l in [&lists, &dup] {
+                for p in &points {
+                    assert_eq!(
+                        l.assign(p),
+                        assign_by_selection(l, p),
+                        "{dims} d, {n_lists} lists"
+                    );
+                }
+            }
+            // Sign words equal the byte codes read as words.
+            for p in points.iter().take(20) {
+                assert_eq!(sign_words(p), words_of(&binary_code(p)));
+            }
+        }
     }
 
     #[test]
