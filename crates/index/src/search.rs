@@ -341,12 +341,13 @@ const CACHED_VERSIONS: usize = 4;
 /// An FTS5 query matching any of the query's words (each quoted, so no
 /// user text is ever FTS syntax).
 pub fn fts_query(query: &str) -> Option<String> {
-    let words = fts_words(query);
+    let words = bm25_words(query);
     (!words.is_empty()).then(|| quote_words(&words))
 }
 
-/// The query's words, lowercased, de-duplicated, at most 64.
-fn fts_words(query: &str) -> Vec<String> {
+/// The query's words, lowercased, de-duplicated, at most 64: what a BM25
+/// search for `query` looks up.
+pub fn bm25_words(query: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for w in query
         .split(|c: char| !c.is_alphanumeric())
@@ -482,7 +483,7 @@ async fn bm25_ranked<S: Sql>(
     limit: usize,
     fts: Option<&FtsState>,
 ) -> Result<Vec<(i64, f64)>> {
-    let words = fts_words(query);
+    let words = bm25_words(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
@@ -705,11 +706,6 @@ pub fn word_count_rows(n: usize, first: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("SELECT 0, term, doc FROM rs_chunks_vocab WHERE term IN ({marks}) UNION ALL ")
-}
-
-/// The words a BM25 search for `query` looks up.
-pub fn bm25_words(query: &str) -> Vec<String> {
-    fts_words(query)
 }
 
 /// Those of `words` whose row counts this instance does not hold: what a

@@ -892,7 +892,6 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 &[i(first_id), i(next_id)],
             )
             .await?;
-        let added: Vec<(i64, &[f32])> = added.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         self.write_vectors(index, version, &removed, &added).await?;
         let embedded = vectors.iter().filter(|v| v.is_some()).count() as i64;
         self.sql
@@ -965,7 +964,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         index: &str,
         version: i64,
         removed: &HashSet<i64>,
-        added: &[(i64, &[f32])],
+        added: &[(i64, Vec<f32>)],
     ) -> Result<()> {
         if removed.is_empty() && added.is_empty() {
             return Ok(());

@@ -340,6 +340,19 @@ fn rescored_vectors_are_read_once_per_generation() {
     assert!(after.len() >= first.len());
 }
 
+/// [`search_version`] of `req` given `known` (or reading the FTS state
+/// itself), with the statements it ran.
+fn search_logged<'a>(
+    sql: &'a SqliteSql,
+    req: &SearchRequest,
+    (version, generation): (i64, i64),
+    known: Option<&FtsState>,
+) -> (ragspin_index::search::SearchResult, Statements<'a>) {
+    let log = Statements::new(sql);
+    let result = block_on(search_version(&log, req, version, generation, known)).unwrap();
+    (result, log)
+}
+
 #[test]
 fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
     let (sql, e) = reviews_index();
@@ -347,24 +360,15 @@ fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
         let rows = block_on(sql.query(FTS_STATE_ROWS, &[])).unwrap();
         FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice()))
     };
-    let (version, generation) = block_on(active_version(&sql, "reviews")).unwrap();
+    let version = block_on(active_version(&sql, "reviews")).unwrap();
     for (q, filter) in [
         ("budget phone battery", json!(null)),
         ("wireless headphones", json!({"rating": {"gte": 4}})),
     ] {
         let req = request(q, filter, Some(e.embed_one(q)));
-        let plain = Statements::new(&sql);
-        let expected = block_on(search_version(&plain, &req, version, generation, None)).unwrap();
-        let given = Statements::new(&sql);
+        let (expected, plain) = search_logged(&sql, &req, version, None);
         let known = state(&sql);
-        let got = block_on(search_version(
-            &given,
-            &req,
-            version,
-            generation,
-            Some(&known),
-        ))
-        .unwrap();
+        let (got, given) = search_logged(&sql, &req, version, Some(&known));
         assert_eq!(got.hits, expected.hits, "{q}");
         assert!(!got.hits.is_empty());
         // The state's own read (word counts may still be read with it
@@ -384,7 +388,7 @@ fn a_search_given_the_fts_state_reads_it_no_more_and_ranks_the_same() {
 #[test]
 fn word_counts_read_with_the_fts_state_spare_the_search_its_count_statement() {
     let (sql, e) = reviews_index();
-    let (version, generation) = block_on(active_version(&sql, "reviews")).unwrap();
+    let version = block_on(active_version(&sql, "reviews")).unwrap();
     for (q, filter) in [
         ("budget phone battery", json!(null)),
         ("wireless headphones", json!({"rating": {"gte": 4}})),
@@ -405,17 +409,8 @@ fn word_counts_read_with_the_fts_state_spare_the_search_its_count_statement() {
         )
         .unwrap();
         let known = FtsState::from_rows(rows.rows.iter().map(|r| r.0.as_slice())).counting(&words);
-        let given = Statements::new(&sql);
-        let got = block_on(search_version(
-            &given,
-            &req,
-            version,
-            generation,
-            Some(&known),
-        ))
-        .unwrap();
-        let plain = Statements::new(&sql);
-        let expected = block_on(search_version(&plain, &req, version, generation, None)).unwrap();
+        let (got, given) = search_logged(&sql, &req, version, Some(&known));
+        let (expected, _) = search_logged(&sql, &req, version, None);
         assert_eq!(got.hits, expected.hits, "{q}");
         assert_eq!(given.count("rs_chunks_vocab"), 0, "{q}: {:?}", given.log);
         assert_eq!(given.count("rs_chunks_fts_data"), 0, "{q}");

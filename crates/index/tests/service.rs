@@ -115,6 +115,19 @@ impl Embedder for SlowEmbedder<'_> {
     }
 }
 
+impl<'a> SlowEmbedder<'a> {
+    /// Taking `step_ms` per call, watching the document of `content`.
+    fn new(world: &'a World, content: &str, step_ms: u64) -> Self {
+        Self {
+            counting: CountingEmbedder::new(),
+            world,
+            doc_id: doc_id_of(content),
+            step_ms,
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+}
+
 /// Texts per call of a [`SlowEmbedder`].
 const SLOW_BATCH: usize = 8;
 
@@ -203,6 +216,22 @@ impl World {
 }
 
 const FAR: u64 = u64::MAX;
+
+/// Settings with 64-token chunks (8 overlapping): many chunks from a short text.
+fn small_chunks() -> IndexSettings {
+    let mut settings = IndexSettings::default();
+    settings.chunking.max_tokens = 64;
+    settings.chunking.overlap_tokens = 8;
+    settings
+}
+
+/// The id the service gives a document of `content` posted without one.
+fn doc_id_of(content: &str) -> String {
+    format!(
+        "doc-{}",
+        &ragspin_index::sha256_hex(content.as_bytes())[..16]
+    )
+}
 
 #[test]
 fn ingest_writes_chunks_fts_rows_and_vectors() {
@@ -313,10 +342,7 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
     let w = World::new();
     let e = CountingEmbedder::new();
     // Enough chunks for several batches of EMBED_BATCH.
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    block_on(w.svc().put_index("small", settings)).unwrap();
+    block_on(w.svc().put_index("small", small_chunks())).unwrap();
     let content = markdown(30);
     e.fail_on_call.set(Some(2));
     let err = block_on(
@@ -339,10 +365,7 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
         ),
         0
     );
-    let id = format!(
-        "doc-{}",
-        &ragspin_index::sha256_hex(content.as_bytes())[..16]
-    );
+    let id = doc_id_of(&content);
     let status = block_on(w.svc().get_document("small", &id)).unwrap().status;
     assert_eq!(status.stage, "failed");
     assert!(status.error.unwrap().contains("500"));
@@ -368,22 +391,10 @@ fn an_embedding_failure_leaves_no_partial_document_and_a_retry_reuses_finished_b
 #[test]
 fn finished_embeddings_are_saved_with_their_progress_every_cache_save_interval_not_every_call() {
     let w = World::new();
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    block_on(w.svc().put_index("slow", settings)).unwrap();
+    block_on(w.svc().put_index("slow", small_chunks())).unwrap();
     let content = markdown(30);
-    let e = SlowEmbedder {
-        counting: CountingEmbedder::new(),
-        world: &w,
-        doc_id: format!(
-            "doc-{}",
-            &ragspin_index::sha256_hex(content.as_bytes())[..16]
-        ),
-        // Two calls take longer than the interval, one does not.
-        step_ms: ragspin_index::service::CACHE_SAVE_MS * 3 / 5,
-        seen: RefCell::new(Vec::new()),
-    };
+    // Two calls take longer than the interval, one does not.
+    let e = SlowEmbedder::new(&w, &content, ragspin_index::service::CACHE_SAVE_MS * 3 / 5);
     let out = block_on(
         w.svc()
             .ingest("slow", doc("big.md", &content), Some(&e), FAR),
@@ -414,22 +425,10 @@ fn finished_embeddings_are_saved_with_their_progress_every_cache_save_interval_n
 #[test]
 fn a_deadline_between_cache_saves_still_keeps_every_finished_batch() {
     let w = World::new();
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    block_on(w.svc().put_index("slow", settings)).unwrap();
+    block_on(w.svc().put_index("slow", small_chunks())).unwrap();
     let content = markdown(30);
     let step_ms = ragspin_index::service::CACHE_SAVE_MS * 3 / 5;
-    let e = SlowEmbedder {
-        counting: CountingEmbedder::new(),
-        world: &w,
-        doc_id: format!(
-            "doc-{}",
-            &ragspin_index::sha256_hex(content.as_bytes())[..16]
-        ),
-        step_ms,
-        seen: RefCell::new(Vec::new()),
-    };
+    let e = SlowEmbedder::new(&w, &content, step_ms);
     // Calls at 0, 1 and 2 steps start before the deadline; the third ends
     // after it, one step after the save that followed the second.
     let deadline = w.clock.now_unix_ms() + step_ms * 5 / 2;
@@ -490,10 +489,7 @@ fn a_storage_error_while_committing_keeps_the_previous_version_of_the_document()
 fn a_passed_deadline_leaves_the_document_pending_and_posting_again_resumes() {
     let w = World::new();
     let e = CountingEmbedder::new();
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    block_on(w.svc().put_index("slow", settings)).unwrap();
+    block_on(w.svc().put_index("slow", small_chunks())).unwrap();
     let content = markdown(30);
     let now = 1_700_000_000_000;
     let out = block_on(
@@ -581,10 +577,7 @@ fn a_new_version_is_built_beside_the_live_one_and_activation_swaps_and_rolls_bac
     )
     .unwrap();
     let v1_chunks = block_on(w.svc().get_index("docs")).unwrap().stats.chunks;
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    let (info, created) = block_on(w.svc().put_index("docs", settings)).unwrap();
+    let (info, created) = block_on(w.svc().put_index("docs", small_chunks())).unwrap();
     assert!(!created);
     assert_eq!(info.active_version, 1);
     assert_eq!(
@@ -986,10 +979,7 @@ fn embedding_follows_the_embedders_plan_and_a_failure_keeps_every_finished_call(
         broken: false,
         sizes: RefCell::new(Vec::new()),
     };
-    let mut settings = IndexSettings::default();
-    settings.chunking.max_tokens = 64;
-    settings.chunking.overlap_tokens = 8;
-    block_on(w.svc().put_index("small", settings)).unwrap();
+    block_on(w.svc().put_index("small", small_chunks())).unwrap();
     let content = markdown(4);
     e.counting.fail_on_call.set(Some(3));
     assert!(
