@@ -139,6 +139,10 @@ pub struct Stats {
     /// Texts asked of the recording's deployment that it does not hold.
     #[serde(default)]
     pub recording_misses: u64,
+    /// TCP connections accepted (a client that keeps connections alive
+    /// makes fewer than its calls).
+    #[serde(default)]
+    pub connections: u64,
 }
 
 impl Stats {
@@ -184,6 +188,11 @@ impl State {
     /// A copy of the counters.
     pub fn stats(&self) -> Stats {
         self.lock().stats.clone()
+    }
+
+    /// Count one accepted connection.
+    pub fn connection_accepted(&self) {
+        self.lock().stats.connections += 1;
     }
 
     /// Every text embedded since start or the last reset, sorted (only with

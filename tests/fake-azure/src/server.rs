@@ -144,6 +144,7 @@ pub async fn serve(
             },
         };
         _ = stream.set_nodelay(true);
+        state.connection_accepted();
         let state = state.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {

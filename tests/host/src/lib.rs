@@ -54,7 +54,7 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
 
 use manifest::{Manifest, RuntimeConfig};
-use outbound::{AllowedHosts, OutboundHooks};
+use outbound::{AllowedHosts, OutboundClient, OutboundHooks};
 use routes::Router;
 use storage::{Backends, KvBackend, SqliteBackend};
 use variables::AppVariables;
@@ -84,6 +84,8 @@ pub struct AppShared {
     pub backends: Backends,
     /// Where components' stdout goes.
     pub stdout: Stdout,
+    /// Outbound HTTP, with the app's connection pool (shared by instances).
+    pub outbound: OutboundClient,
 }
 
 /// The data of one instance's store.
@@ -139,6 +141,7 @@ impl HandlerState for ComponentHandler {
             hooks: OutboundHooks {
                 component: self.config.id.clone(),
                 allowed: self.config.allowed_hosts.clone(),
+                client: self.app.outbound.clone(),
             },
             component: self.config.clone(),
             app: self.app.clone(),
@@ -403,6 +406,7 @@ impl Host {
             variables: app_vars,
             backends,
             stdout: options.stdout.clone(),
+            outbound: OutboundClient::new(options.runtime_config.connection_pooling),
         });
 
         let engine = engine()?;

@@ -122,12 +122,24 @@ pub enum Backing {
 }
 
 /// The runtime-config subset the host understands: `type = "spin"` key-value
-/// stores and SQLite databases, with a `path`, and `type = "redis"` key-value
-/// stores, with a `url`.
-#[derive(Debug, Clone, Default)]
+/// stores and SQLite databases, with a `path`, `type = "redis"` key-value
+/// stores, with a `url`, and `[outbound_http] connection_pooling`.
+#[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub key_value_stores: BTreeMap<String, Backing>,
     pub sqlite_databases: BTreeMap<String, Backing>,
+    /// Reuse outbound HTTP connections per destination (Spin's default: on).
+    pub connection_pooling: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            key_value_stores: BTreeMap::new(),
+            sqlite_databases: BTreeMap::new(),
+            connection_pooling: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +148,25 @@ struct RawRuntimeConfig {
     key_value_store: BTreeMap<String, RawStore>,
     #[serde(default)]
     sqlite_database: BTreeMap<String, RawStore>,
+    #[serde(default)]
+    outbound_http: Option<RawOutboundHttp>,
+}
+
+/// `[outbound_http]` as Spin reads it. Note Spin's quirk, kept here: once
+/// the table is present, a missing `connection_pooling` means `false`
+/// (serde's default), although pooling is on when the table is absent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundHttp {
+    #[serde(default)]
+    connection_pooling: bool,
+    /// Spin's caps on open outbound connections: accepted, not enforced here.
+    #[serde(default)]
+    #[allow(dead_code)]
+    max_connections: Option<u64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    max_concurrent_requests: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +247,9 @@ impl RuntimeConfig {
         for (label, store) in &raw.sqlite_database {
             let backing = file(label, store, &format!("{label}.db"))?;
             config.sqlite_databases.insert(label.clone(), backing);
+        }
+        if let Some(outbound) = raw.outbound_http {
+            config.connection_pooling = outbound.connection_pooling;
         }
         Ok(config)
     }
@@ -302,5 +336,28 @@ component = "nope"
         std::fs::write(&file, "[sqlite_database.default]\ntype = \"libsql\"\n").unwrap();
         assert!(RuntimeConfig::load(&file, &dir).is_err(), "libsql");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn outbound_connection_pooling_is_on_unless_the_runtime_config_turns_it_off() {
+        let dir = std::env::temp_dir().join(format!("rs-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rc.toml");
+        std::fs::write(&file, "[sqlite_database.default]\ntype = \"spin\"\n").unwrap();
+        assert!(RuntimeConfig::load(&file, &dir).unwrap().connection_pooling);
+        std::fs::write(&file, "[outbound_http]\nconnection_pooling = false\n").unwrap();
+        assert!(!RuntimeConfig::load(&file, &dir).unwrap().connection_pooling);
+        std::fs::write(&file, "[outbound_http]\nmax_connections = 4\n").unwrap();
+        assert!(
+            !RuntimeConfig::load(&file, &dir).unwrap().connection_pooling,
+            "Spin reads a missing key in a present table as false"
+        );
+        std::fs::write(&file, "[outbound_http]\nconection_pooling = true\n").unwrap();
+        assert!(
+            RuntimeConfig::load(&file, &dir).is_err(),
+            "a misspelt setting is an error"
+        );
+        assert!(RuntimeConfig::in_memory().connection_pooling);
+        _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -165,11 +165,89 @@ impl AllowedHosts {
     }
 }
 
+/// The app's outbound HTTP client. Spin (since 3.5) pools outbound
+/// connections per destination and shares the pool across instances, so
+/// consecutive requests to one host reuse a kept-alive connection;
+/// `[outbound_http] connection_pooling = false` in the runtime config turns
+/// that off (a new connection per request, like wasmtime's default client).
+///
+/// Here only plain `http://` is pooled; `https://` (never used by the tests)
+/// and requests that set their own connect/first-byte/between-bytes timeouts
+/// go through wasmtime's default client, one connection each.
+#[derive(Debug, Clone)]
+pub struct OutboundClient {
+    pooled: Option<PooledClient>,
+}
+
+type PooledClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    OutgoingBody,
+>;
+
+impl OutboundClient {
+    pub fn new(connection_pooling: bool) -> Self {
+        let pooled = connection_pooling.then(|| {
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http()
+        });
+        Self { pooled }
+    }
+
+    /// The pooled client, when this request may use it.
+    fn pooled_for(
+        &self,
+        request: &http::Request<OutgoingBody>,
+        options: Option<&RequestOptions>,
+    ) -> Option<PooledClient> {
+        let own_timeouts = options.is_some_and(|o| {
+            o.connect_timeout.is_some()
+                || o.first_byte_timeout.is_some()
+                || o.between_bytes_timeout.is_some()
+        });
+        let plain = request.uri().scheme() == Some(&http::uri::Scheme::HTTP);
+        self.pooled.clone().filter(|_| plain && !own_timeouts)
+    }
+}
+
+/// The wasi-http error for a pooled request that failed.
+fn pooled_error(err: hyper_util::client::legacy::Error) -> ErrorCode {
+    use std::error::Error as _;
+    if err.is_connect() {
+        return ErrorCode::ConnectionRefused;
+    }
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(code) = cause.downcast_ref::<ErrorCode>() {
+            return code.clone();
+        }
+        if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>()
+            && hyper_err.is_timeout()
+        {
+            return ErrorCode::HttpResponseTimeout;
+        }
+        source = cause.source();
+    }
+    ErrorCode::HttpProtocolError
+}
+
+/// The wasi-http error for a pooled response body that failed mid-way.
+fn body_error(err: hyper::Error) -> ErrorCode {
+    use std::error::Error as _;
+    if err.is_timeout() {
+        return ErrorCode::HttpResponseTimeout;
+    }
+    match err.source().and_then(|c| c.downcast_ref::<ErrorCode>()) {
+        Some(code) => code.clone(),
+        None => ErrorCode::HttpProtocolError,
+    }
+}
+
 /// `wasi:http` hooks of one instance: the allow-list check, then a real
-/// request through wasmtime's default client.
+/// request through the app's outbound client.
 pub struct OutboundHooks {
     pub component: String,
     pub allowed: std::sync::Arc<AllowedHosts>,
+    pub client: OutboundClient,
 }
 
 type BoxedFut<T> = Box<dyn Future<Output = T> + Send>;
@@ -192,6 +270,7 @@ impl WasiHttpHooks for OutboundHooks {
         _ = fut;
         let verdict = self.allowed.allows(request.uri());
         let component = self.component.clone();
+        let pooled = self.client.pooled_for(&request, options.as_ref());
         Box::new(async move {
             if let Err(why) = verdict {
                 eprintln!(
@@ -201,6 +280,16 @@ impl WasiHttpHooks for OutboundHooks {
                 return Err(ErrorCode::HttpRequestDenied.into());
             }
             use http_body_util::BodyExt;
+            if let Some(client) = pooled {
+                // The pool's own task drives the connection: nothing is
+                // left for the caller's I/O future to do.
+                let res = client.request(request).await.map_err(pooled_error)?;
+                let done = async { Ok(()) };
+                return Ok((
+                    res.map(|body| body.map_err(body_error).boxed_unsync()),
+                    Box::new(done) as BoxedFut<Result<(), ErrorCode>>,
+                ));
+            }
             let (res, io) = wasmtime_wasi_http::p3::default_send_request(request, options).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),

@@ -594,6 +594,35 @@ fn a_client_that_disconnects_mid_stream_stops_the_upstream_call() {
     assert!(closed < 9_000, "closed after {closed} ms of a 10 s stream");
 }
 
+/// Spin pools outbound HTTP connections per destination and shares the pool
+/// between instances; `[outbound_http] connection_pooling = false` turns it
+/// off. Each query makes two Azure calls (embeddings, chat).
+#[test]
+fn outbound_connections_to_azure_are_kept_alive_unless_pooling_is_turned_off() {
+    for pooling in [true, false] {
+        let fake = FakeAzure::start().unwrap();
+        let mut options = app(&["ingest", "query"]).fake_azure(&fake);
+        options.runtime_config.connection_pooling = pooling;
+        let api = app_with_docs(options);
+        fake.reset();
+        for k in 0..4 {
+            let question = format!("{BATTERY} ({k})");
+            let (status, body) = query(&api, json!({"index": "docs", "question": question}));
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["degraded"], false, "{body}");
+        }
+        let stats = fake.stats();
+        let calls = stats.calls(Route::Embeddings) + stats.calls(Route::Chat);
+        assert_eq!(calls, 8, "{stats:?}");
+        if pooling {
+            // At most one new connection (ingest's may still be open).
+            assert!(stats.connections <= 1, "kept-alive connections: {stats:?}");
+        } else {
+            assert_eq!(stats.connections, calls, "a connection per call: {stats:?}");
+        }
+    }
+}
+
 /// The official `openai` Python SDK (installed from PyPI on demand) against
 /// `/v1/chat/completions`: plain and streamed answers, the `citations`
 /// extension, usage, and a 404 for an unknown model (index).
