@@ -270,25 +270,46 @@ impl Sql for SpinSql {
 
 /// [`Config`] over Spin variables: `Undefined` is `Ok(None)`, an invalid name
 /// `Error::Internal`, a failing provider `Error::Unavailable`.
+///
+/// Values (and `Undefined`) are remembered by the instance: a query reads
+/// 36 variables, each an async host call, and with a remote provider (Vault,
+/// Azure Key Vault) each would be a network lookup. Spin reuses an instance
+/// for at most 128 requests (and drops it after 1 s idle), so a value changed
+/// in the provider is seen by the next instance. Errors are not remembered.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SpinConfig;
 
+thread_local! {
+    /// Variables read by this instance, by name.
+    static VARIABLES: RefCell<std::collections::HashMap<String, Option<String>>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
 impl Config for SpinConfig {
     async fn get(&self, name: &str) -> Result<Option<String>> {
-        validate_variable_name(name)?;
-        match variables::get(name).await {
-            Ok(value) => Ok(Some(value)),
-            Err(variables::Error::Undefined(_)) => Ok(None),
-            Err(variables::Error::InvalidName(m)) => Err(Error::Internal(format!(
-                "invalid variable name {name:?}: {m}"
-            ))),
-            Err(variables::Error::Provider(m)) => Err(Error::Unavailable(format!(
-                "variable provider failed for {name}: {m}"
-            ))),
-            Err(variables::Error::Other(m)) => {
-                Err(Error::Internal(format!("reading variable {name}: {m}")))
-            }
+        if let Some(known) = VARIABLES.with_borrow(|v| v.get(name).cloned()) {
+            return Ok(known);
         }
+        validate_variable_name(name)?;
+        let value = match variables::get(name).await {
+            Ok(value) => Some(value),
+            Err(variables::Error::Undefined(_)) => None,
+            Err(variables::Error::InvalidName(m)) => {
+                return Err(Error::Internal(format!(
+                    "invalid variable name {name:?}: {m}"
+                )));
+            }
+            Err(variables::Error::Provider(m)) => {
+                return Err(Error::Unavailable(format!(
+                    "variable provider failed for {name}: {m}"
+                )));
+            }
+            Err(variables::Error::Other(m)) => {
+                return Err(Error::Internal(format!("reading variable {name}: {m}")));
+            }
+        };
+        VARIABLES.with_borrow_mut(|v| v.insert(name.to_owned(), value.clone()));
+        Ok(value)
     }
 }
 

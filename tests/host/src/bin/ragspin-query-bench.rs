@@ -165,13 +165,24 @@ fn run(
 
 static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn start(
     online: Option<&FakeAzure>,
     cache: bool,
 ) -> Result<(RunningHost, String, MemoryOutputPipe)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    start_app(&root().join("spin.toml"), online, cache)
+}
+
+fn start_app(
+    manifest: &std::path::Path,
+    online: Option<&FakeAzure>,
+    cache: bool,
+) -> Result<(RunningHost, String, MemoryOutputPipe)> {
     let password = "bench-admin-password";
-    let options = HostOptions::for_tests(root.join("spin.toml"))
+    let options = HostOptions::for_tests(manifest)
         .admin(password)?
         .variable("ingest_time_budget_ms", "600000")
         .variable("rate_limit_per_minute", "0")
@@ -237,7 +248,108 @@ fn fake_compute_ms(questions: &[String]) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0 / questions.len() as f64
 }
 
+/// `RAGSPIN_BENCH_AB=dirA,dirB`: two apps in this process, one on the
+/// `.wasm` files in each folder, queried in turn (the order flipping every
+/// question) so both see the same machine: this VM's speed drifts by up to
+/// 40 % between minutes, far more than most changes being compared.
+/// Prints each side's overhead p50 and the median of the paired
+/// differences (B − A), per round and over all rounds.
+fn ab(dirs: &str, rounds: usize) -> Result<()> {
+    let Some((a, b)) = dirs.split_once(',') else {
+        anyhow::bail!("RAGSPIN_BENCH_AB wants two folders: dirA,dirB");
+    };
+    let template = std::fs::read_to_string(root().join("spin.toml"))?;
+    let fake = FakeAzure::start()?;
+    let mut apps = Vec::new();
+    for dir in [a, b] {
+        let dir = std::fs::canonicalize(dir)?;
+        let manifest = dir.join("spin.toml");
+        let text = template.replace(
+            "source = \"target/wasm32-wasip2/release/",
+            &format!("source = \"{}/", dir.display()),
+        );
+        std::fs::write(&manifest, text)?;
+        apps.push(start_app(&manifest, Some(&fake), false)?);
+    }
+    let client = reqwest::blocking::Client::new();
+    let questions = questions();
+    let (mut all_a, mut all_b, mut all_d) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut timed: [Vec<(String, Duration)>; 2] = [Vec::new(), Vec::new()];
+        for (n, q) in questions.iter().enumerate() {
+            let body = json!({"index": "bench", "question": q});
+            let order = if (n + round) % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                let (host, token, _) = &apps[side];
+                let id = format!("ab-{round}-{side}-{n}");
+                let t = Instant::now();
+                let res = client
+                    .post(host.url("/v1/query"))
+                    .bearer_auth(token)
+                    .header("x-request-id", &id)
+                    .json(&body)
+                    .send()?;
+                let status = res.status().as_u16();
+                let text = res.text()?;
+                anyhow::ensure!(status == 200, "{status}: {text}");
+                timed[side].push((id, t.elapsed()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let overheads: Vec<Vec<f64>> = (0..2)
+            .map(|side| {
+                let waits: std::collections::HashMap<String, f64> = captured_records(&apps[side].2)
+                    .iter()
+                    .filter_map(|v| {
+                        let wait = v["llm_ms"].as_f64().unwrap_or(0.0)
+                            + v["embedding_ms"].as_f64().unwrap_or(0.0);
+                        Some((v["request_id"].as_str()?.to_string(), wait))
+                    })
+                    .collect();
+                timed[side]
+                    .iter()
+                    .map(|(id, d)| d.as_secs_f64() * 1000.0 - waits.get(id).copied().unwrap_or(0.0))
+                    .collect()
+            })
+            .collect();
+        let diffs: Vec<f64> = overheads[0]
+            .iter()
+            .zip(&overheads[1])
+            .map(|(a, b)| b - a)
+            .collect();
+        println!(
+            "round {round}: overhead p50 A {:.3} ms, B {:.3} ms, paired median B − A {:+.3} ms",
+            median(overheads[0].clone()),
+            median(overheads[1].clone()),
+            median(diffs.clone())
+        );
+        all_a.extend(&overheads[0]);
+        all_b.extend(&overheads[1]);
+        all_d.extend(diffs);
+    }
+    println!(
+        "all: overhead p50 A {:.3} ms, B {:.3} ms, paired median B − A {:+.3} ms ({} pairs)",
+        median(all_a),
+        median(all_b),
+        median(all_d.clone()),
+        all_d.len()
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() -> Result<()> {
+    if let Ok(dirs) = std::env::var("RAGSPIN_BENCH_AB") {
+        let rounds = std::env::var("RAGSPIN_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(3);
+        return ab(&dirs, rounds);
+    }
     // `RAGSPIN_BENCH_PARTS=offline,azure,cache` (the default: all three).
     let parts =
         std::env::var("RAGSPIN_BENCH_PARTS").unwrap_or_else(|_| "offline,azure,cache".into());
