@@ -303,20 +303,203 @@ fn decode_ids(ids: &[u8], bits_len: usize, per: usize) -> Option<Vec<i64>> {
     )
 }
 
-/// Bits that differ between two codes of the same length, 64 at a time.
+/// 16-byte groups a `u8` lane can sum before it could overflow (8 per byte).
+pub const LANE_GROUPS: usize = 31;
+
+/// Bits that differ between two codes of the same length.
+///
+/// In wasm (`simd128`): per 16 bytes `v128.xor` + `i8x16.popcnt` +
+/// `i8x16.add` into 16 `u8` lanes, widened once per [`LANE_GROUPS`] groups
+/// (one `vpopcntb` per group where the CPU has AVX-512 BITALG). LLVM
+/// vectorised the 64-bit-word loop with a widening chain per word and left
+/// a byte-lane loop scalar, so the lanes are written out. Elsewhere: 64 bits
+/// at a time. [`check_kernels`] holds both to a bit-by-bit count.
 pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
-    let (a8, ar) = a.split_at(a.len() / 8 * 8);
-    let (b8, br) = b.split_at(a8.len());
-    let mut d = 0;
-    for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
-        let y = u64::from_le_bytes(y.try_into().expect("8 bytes"));
-        d += (x ^ y).count_ones();
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::hamming(a, b)
     }
-    for (x, y) in ar.iter().zip(br) {
-        d += (x ^ y).count_ones();
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let (a8, ar) = a.split_at(a.len().min(b.len()) / 8 * 8);
+        let (b8, br) = b.split_at(a8.len());
+        let mut d = 0;
+        for (x, y) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+            let x = u64::from_le_bytes(x.try_into().expect("8 bytes"));
+            let y = u64::from_le_bytes(y.try_into().expect("8 bytes"));
+            d += (x ^ y).count_ones();
+        }
+        for (x, y) in ar.iter().zip(br) {
+            d += (x ^ y).count_ones();
+        }
+        d
     }
-    d
+}
+
+/// Planes of a quantised query, one bit per dimension laid out like a
+/// code (see `search::QueryPlanes`).
+pub const PLANES: usize = 4;
+
+/// `(popcount(code), [popcount(code & planeᵦ)])` over the bytes `code` and
+/// the planes share (in wasm: byte lanes, as in [`hamming`]).
+pub fn masked_popcounts(code: &[u8], planes: &[Vec<u8>; PLANES]) -> (u32, [u32; PLANES]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd::masked_popcounts(code, planes)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let n = planes.iter().fold(code.len(), |n, p| n.min(p.len()));
+        let word = |bytes: &[u8], at: usize| {
+            let mut le = [0u8; 8];
+            let end = (at + 8).min(n);
+            le[..end - at].copy_from_slice(&bytes[at..end]);
+            u64::from_le_bytes(le)
+        };
+        let mut ones = 0;
+        let mut counts = [0u32; PLANES];
+        for at in (0..n).step_by(8) {
+            let w = word(code, at);
+            ones += w.count_ones();
+            for (count, plane) in counts.iter_mut().zip(planes) {
+                *count += (w & word(plane, at)).count_ones();
+            }
+        }
+        (ones, counts)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::{LANE_GROUPS, PLANES};
+    use core::arch::wasm32::{
+        u8x16_add, u8x16_popcnt, u8x16_splat, u16x8_extadd_pairwise_u8x16,
+        u32x4_extadd_pairwise_u16x8, u32x4_extract_lane, v128, v128_and, v128_xor,
+    };
+
+    /// 16 bytes as a vector (one `v128.load`; the sizes match, so `cast` cannot fail).
+    #[inline(always)]
+    fn load(x: &[u8; 16]) -> v128 {
+        bytemuck::cast(*x)
+    }
+
+    /// The sum of 16 `u8` lanes.
+    #[inline(always)]
+    fn lane_sum(v: v128) -> u32 {
+        let s = u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(v));
+        u32x4_extract_lane::<0>(s)
+            + u32x4_extract_lane::<1>(s)
+            + u32x4_extract_lane::<2>(s)
+            + u32x4_extract_lane::<3>(s)
+    }
+
+    pub fn hamming(a: &[u8], b: &[u8]) -> u32 {
+        let n = a.len().min(b.len());
+        let (ga, ra) = a[..n].as_chunks::<16>();
+        let (gb, rb) = b[..n].as_chunks::<16>();
+        let mut d = 0;
+        for (ca, cb) in ga.chunks(LANE_GROUPS).zip(gb.chunks(LANE_GROUPS)) {
+            let mut lanes = u8x16_splat(0);
+            for (x, y) in ca.iter().zip(cb) {
+                lanes = u8x16_add(lanes, u8x16_popcnt(v128_xor(load(x), load(y))));
+            }
+            d += lane_sum(lanes);
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            d += (x ^ y).count_ones();
+        }
+        d
+    }
+
+    pub fn masked_popcounts(code: &[u8], planes: &[Vec<u8>; PLANES]) -> (u32, [u32; PLANES]) {
+        let n = planes.iter().fold(code.len(), |n, p| n.min(p.len()));
+        let (groups, rest) = code[..n].as_chunks::<16>();
+        let pg: [&[[u8; 16]]; PLANES] = std::array::from_fn(|b| planes[b][..n].as_chunks::<16>().0);
+        let mut ones = 0;
+        let mut counts = [0u32; PLANES];
+        for (k, run) in groups.chunks(LANE_GROUPS).enumerate() {
+            let first = k * LANE_GROUPS;
+            let mut ones_lanes = u8x16_splat(0);
+            let mut lanes = [u8x16_splat(0); PLANES];
+            for (g, c) in run.iter().enumerate() {
+                let v = load(c);
+                ones_lanes = u8x16_add(ones_lanes, u8x16_popcnt(v));
+                for b in 0..PLANES {
+                    let p = load(&pg[b][first + g]);
+                    lanes[b] = u8x16_add(lanes[b], u8x16_popcnt(v128_and(v, p)));
+                }
+            }
+            ones += lane_sum(ones_lanes);
+            for (count, l) in counts.iter_mut().zip(lanes) {
+                *count += lane_sum(l);
+            }
+        }
+        let tail = n - rest.len();
+        for (j, c) in rest.iter().enumerate() {
+            ones += c.count_ones();
+            for (count, plane) in counts.iter_mut().zip(planes) {
+                *count += (c & plane[tail + j]).count_ones();
+            }
+        }
+        (ones, counts)
+    }
+}
+
+/// Holds [`hamming`] and [`masked_popcounts`] to a bit-by-bit count on
+/// pseudo-random codes of lengths around the lane groups. Run natively by
+/// the unit tests and, in wasm (where the `simd128` kernels are), by the
+/// test-only contract component.
+pub fn check_kernels() -> Result<(), String> {
+    let mut seed = 11u64;
+    let mut byte = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 56) as u8
+    };
+    let bit = |x: &[u8], i: usize| x[i / 8] >> (i % 8) & 1;
+    for len in [
+        0,
+        1,
+        15,
+        16,
+        17,
+        128,
+        192,
+        384,
+        16 * 31,
+        16 * 31 + 5,
+        16 * 64 + 3,
+    ] {
+        let a: Vec<u8> = (0..len).map(|_| byte()).collect();
+        let b: Vec<u8> = (0..len).map(|_| byte()).collect();
+        let differing = (0..len * 8).filter(|i| bit(&a, *i) != bit(&b, *i)).count() as u32;
+        if hamming(&a, &b) != differing {
+            return Err(format!(
+                "hamming of {len} bytes: {} ≠ {differing}",
+                hamming(&a, &b)
+            ));
+        }
+        let full = vec![0xffu8; len];
+        if hamming(&full, &vec![0u8; len]) != len as u32 * 8 {
+            return Err(format!("hamming of {len} set bytes against clear ones"));
+        }
+        let planes: [Vec<u8>; PLANES] = std::array::from_fn(|_| (0..len).map(|_| byte()).collect());
+        let ones = (0..len * 8).filter(|i| bit(&a, *i) == 1).count() as u32;
+        let counts: [u32; PLANES] = std::array::from_fn(|p| {
+            (0..len * 8)
+                .filter(|i| bit(&a, *i) == 1 && bit(&planes[p], *i) == 1)
+                .count() as u32
+        });
+        if masked_popcounts(&a, &planes) != (ones, counts) {
+            return Err(format!(
+                "masked popcounts of {len} bytes: {:?} ≠ {:?}",
+                masked_popcounts(&a, &planes),
+                (ones, counts)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a version's blocks carry enough tombstones to be worth rewriting.
@@ -415,6 +598,11 @@ mod tests {
             v[..3].to_vec()
         );
         assert!(decode_stored(&bytes, 5).is_none());
+    }
+
+    #[test]
+    fn kernels_count_like_a_bit_by_bit_comparison() {
+        check_kernels().unwrap();
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Test-only component (never deployed): `GET /contract` runs every port's
 //! contract suite from `ragspin_testkit::contract` against the Spin adapters
 //! and answers `{"<suite>": "ok" | "<violation>"}` — the same suites the
-//! in-memory implementations pass natively.
+//! in-memory implementations pass natively — plus `vector_kernels`: the
+//! `simd128` Hamming and asymmetric-score kernels, which exist only in wasm,
+//! checked against a bit-by-bit count.
 #![cfg(target_arch = "wasm32")]
 
 use ragspin_core::{HttpRequest, HttpResponse};
@@ -20,6 +22,14 @@ async fn handle(_request: HttpRequest) -> HttpResponse {
         ("config", contract::config(&SpinConfig).await),
         ("clock", contract::clock(&SpinClock).await),
         ("timer", contract::timer(&SpinTimer).await),
+        (
+            "vector_kernels",
+            ragspin_index::vectors::check_kernels().map_err(|detail| contract::Violation {
+                suite: "vector_kernels",
+                check: "the simd128 kernels count bits like a bit-by-bit comparison",
+                detail,
+            }),
+        ),
     ];
     let out: serde_json::Map<String, serde_json::Value> = results
         .into_iter()

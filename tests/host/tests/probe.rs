@@ -150,7 +150,14 @@ fn spin_adapters_pass_the_port_contract_suites() {
     let host = start(probe(1));
     let (status, body) = get_json(&host.url("/contract"));
     assert_eq!(status, 200, "{body}");
-    for suite in ["kv_store", "sql", "config", "clock", "timer"] {
+    for suite in [
+        "kv_store",
+        "sql",
+        "config",
+        "clock",
+        "timer",
+        "vector_kernels",
+    ] {
         assert_eq!(body[suite], "ok", "{suite}: {body}");
     }
 }
