@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 
+use futures::FutureExt;
 use futures::future::{Either, select};
 use futures::stream::{self, LocalBoxStream, StreamExt};
 use ragspin_azure::{FinishReason, StreamEvent};
@@ -926,8 +927,18 @@ where
                 }
             }
             Phase::Streaming(mut s) => {
-                let remaining = s.deadline.saturating_sub(ctx.clock.now_unix_ms());
-                let next = if remaining == 0 {
+                // An event already decoded (one upstream read often holds
+                // many) is taken without arming the heartbeat timer or
+                // reading the clock: those are host calls, once per delta.
+                let ready = s.events.next().now_or_never();
+                let remaining = if ready.is_some() {
+                    u64::MAX
+                } else {
+                    s.deadline.saturating_sub(ctx.clock.now_unix_ms())
+                };
+                let next = if let Some(event) = ready {
+                    Ok(Some(event))
+                } else if remaining == 0 {
                     Err(Error::Timeout(format!(
                         "no complete answer within {} ms",
                         ctx.settings.chat_timeout_ms

@@ -44,7 +44,7 @@ struct FakeEvents {
     events: VecDeque<StreamEvent>,
     cancelled: Rc<Cell<u32>>,
     ended: bool,
-    pending_once: bool,
+    silent_polls: u32,
 }
 
 impl Drop for FakeEvents {
@@ -57,17 +57,17 @@ impl Drop for FakeEvents {
 
 impl ChatEvents for FakeEvents {
     async fn next(&mut self) -> Option<StreamEvent> {
-        if self.pending_once {
-            self.pending_once = false;
-            let mut polled = false;
+        // A silent model: pending for its first polls, whichever `next`
+        // future they belong to (the stream may look for a ready event
+        // before it waits, dropping that future).
+        while self.silent_polls > 0 {
             std::future::poll_fn(|cx| {
-                if polled {
-                    std::task::Poll::Ready(())
-                } else {
-                    polled = true;
-                    cx.waker().wake_by_ref();
-                    std::task::Poll::Pending
+                if self.silent_polls == 0 {
+                    return std::task::Poll::Ready(());
                 }
+                self.silent_polls -= 1;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
             })
             .await;
         }
@@ -114,7 +114,7 @@ impl Models for FakeModels {
             events: events.into(),
             cancelled: self.cancelled.clone(),
             ended: false,
-            pending_once: self.slow_start.get(),
+            silent_polls: if self.slow_start.get() { 3 } else { 0 },
         })
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::http::HttpResponse;
-use crate::ports::{HttpClient, StreamingHttpClient};
+use crate::ports::{BodyStream, HttpClient, StreamingHttpClient};
 use crate::{HttpRequest, Result};
 
 /// Response headers starting with this are log fields, stripped before the
@@ -330,6 +330,18 @@ impl CallKind {
 }
 
 impl CallStats {
+    /// Add `elapsed` to the time of calls of `kind`, without counting a
+    /// call (the wait for a piece of a streamed body).
+    pub fn add_wait(&self, kind: CallKind, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros() as u64;
+        let s = &self.inner;
+        match kind {
+            CallKind::Llm => s.llm_us.set(s.llm_us.get() + us),
+            CallKind::Embedding => s.embedding_us.set(s.embedding_us.get() + us),
+            CallKind::Other => {}
+        }
+    }
+
     /// Record one call of `kind` that took `elapsed`.
     pub fn record(&self, kind: CallKind, elapsed: std::time::Duration) {
         let us = elapsed.as_micros() as u64;
@@ -406,14 +418,58 @@ impl<H: HttpClient> HttpClient for Metered<H> {
 }
 
 impl<H: StreamingHttpClient> StreamingHttpClient for Metered<H> {
-    type Body = H::Body;
+    type Body = MeteredBody<H::Body>;
 
+    /// The call's time is the wait for its headers plus every wait for a
+    /// piece of its body (a streamed answer arrives over the model's whole
+    /// generation): `llm_ms` is then time spent waiting on the model, as
+    /// for a whole response, not only until the stream opened.
     async fn open(&self, request: HttpRequest) -> Result<(HttpResponse, Self::Body)> {
         let kind = CallKind::of(&request.url);
         let started = Instant::now();
         let result = self.inner.open(request).await;
         self.stats.record(kind, started.elapsed());
-        result
+        result.map(|(head, body)| {
+            let body = MeteredBody {
+                inner: body,
+                kind,
+                stats: self.stats.clone(),
+            };
+            (head, body)
+        })
+    }
+}
+
+/// A streamed response body whose waits count towards its call's time.
+#[derive(Debug)]
+pub struct MeteredBody<B> {
+    inner: B,
+    kind: CallKind,
+    stats: CallStats,
+}
+
+/// Adds the time since `started` to a call's time when dropped: when the
+/// piece arrived, and also when the wait was cancelled (raced by a timer).
+struct WaitTimer<'a> {
+    started: Instant,
+    kind: CallKind,
+    stats: &'a CallStats,
+}
+
+impl Drop for WaitTimer<'_> {
+    fn drop(&mut self) {
+        self.stats.add_wait(self.kind, self.started.elapsed());
+    }
+}
+
+impl<B: BodyStream> BodyStream for MeteredBody<B> {
+    async fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        let _timer = WaitTimer {
+            started: Instant::now(),
+            kind: self.kind,
+            stats: &self.stats,
+        };
+        self.inner.next().await
     }
 }
 
@@ -523,5 +579,46 @@ mod tests {
         let mut log = RequestLog::start("c", &request(), || "id".into());
         log.annotate_all(&fields);
         assert_eq!(log.line().embedding_calls, 2);
+    }
+
+    /// A streamed answer's time is its opening plus each wait for a piece
+    /// of its body, finished or cancelled; it is still one call.
+    #[test]
+    fn metered_stream_counts_waiting_for_body_pieces_as_the_calls_time() {
+        struct Slow(u32);
+        impl BodyStream for Slow {
+            async fn next(&mut self) -> Option<Result<Vec<u8>>> {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                (self.0 > 0).then(|| {
+                    self.0 -= 1;
+                    Ok(b"data: x\n\n".to_vec())
+                })
+            }
+        }
+        struct Streams;
+        impl StreamingHttpClient for Streams {
+            type Body = Slow;
+            async fn open(&self, _: HttpRequest) -> Result<(HttpResponse, Slow)> {
+                Ok((HttpResponse::text(200, "text/event-stream", ""), Slow(3)))
+            }
+        }
+        let stats = CallStats::default();
+        let http = Metered::new(Streams, stats.clone());
+        futures::executor::block_on(async {
+            let (_, mut body) = http
+                .open(HttpRequest::new("POST", "http://a/chat/completions"))
+                .await
+                .unwrap();
+            while body.next().await.is_some() {}
+        });
+        assert_eq!(stats.counts(), (1, 0));
+        let llm_ms: f64 = stats
+            .fields()
+            .iter()
+            .find(|(name, _)| name == "llm-ms")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap();
+        // Four waits of 5 ms (three pieces, then the end).
+        assert!(llm_ms >= 20.0, "{llm_ms}");
     }
 }

@@ -99,15 +99,20 @@ impl Drop for LogOnDrop {
 
 /// The SDK spawns a task that polls `body` and writes each piece to the
 /// response stream; a failed write ends that task and drops `body` (and
-/// with it `log`, which writes the line).
+/// with it `log`, which writes the line). Pieces that are ready together
+/// (an upstream read that held many SSE events) go out as one write;
+/// nothing waits for a piece that is not ready yet.
+/// At most this many ready pieces are joined into one write.
+const READY_PIECES: usize = 256;
+
 fn encode_stream(reply: StreamingReply, log: LogOnDrop) -> Result<WasiResponse, ErrorCode> {
     let mut builder = http::Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let frames = reply.body.map(move |piece| {
+    let frames = reply.body.ready_chunks(READY_PIECES).map(move |pieces| {
         let _ = &log;
-        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(piece)))
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(pieces.concat())))
     });
     builder
         .body(StreamBody::new(frames))

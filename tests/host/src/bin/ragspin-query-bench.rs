@@ -254,6 +254,8 @@ fn fake_compute_ms(questions: &[String]) -> f64 {
 /// 40 % between minutes, far more than most changes being compared.
 /// Prints each side's overhead p50 and the median of the paired
 /// differences (B − A), per round and over all rounds.
+/// `RAGSPIN_BENCH_ROUNDS` (default 3) rounds of the 200 questions;
+/// `RAGSPIN_BENCH_STREAM=1` asks for streamed answers.
 fn ab(dirs: &str, rounds: usize) -> Result<()> {
     let Some((a, b)) = dirs.split_once(',') else {
         anyhow::bail!("RAGSPIN_BENCH_AB wants two folders: dirA,dirB");
@@ -273,11 +275,13 @@ fn ab(dirs: &str, rounds: usize) -> Result<()> {
     }
     let client = reqwest::blocking::Client::new();
     let questions = questions();
+    // `RAGSPIN_BENCH_STREAM=1`: streamed answers (SSE) instead of plain ones.
+    let stream = std::env::var_os("RAGSPIN_BENCH_STREAM").is_some();
     let (mut all_a, mut all_b, mut all_d) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let mut timed: [Vec<(String, Duration)>; 2] = [Vec::new(), Vec::new()];
         for (n, q) in questions.iter().enumerate() {
-            let body = json!({"index": "bench", "question": q});
+            let body = json!({"index": "bench", "question": q, "stream": stream});
             let order = if (n + round) % 2 == 0 { [0, 1] } else { [1, 0] };
             for side in order {
                 let (host, token, _) = &apps[side];
