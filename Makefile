@@ -76,10 +76,14 @@ else
 endif
 
 ## Route latency through the test host on loopback (bounded, sequential).
+## RUST_LIB_BACKTRACE=0 unless set: with RUST_BACKTRACE=1 in a shell,
+## wasmtime captured a backtrace for an internal error it makes at the end
+## of every request (Spin runs without it by default).
+BENCH_ENV = RUST_LIB_BACKTRACE=$${RUST_LIB_BACKTRACE:-0}
 bench: wasm
-	$(CARGO) run -p ragspin-host --bin ragspin-bench
-	$(CARGO) run -p ragspin-host --bin ragspin-query-bench
-	$(CARGO) run -p ragspin-host --bin ragspin-retrieval-bench
+	$(BENCH_ENV) $(CARGO) run -p ragspin-host --bin ragspin-bench
+	$(BENCH_ENV) $(CARGO) run -p ragspin-host --bin ragspin-query-bench
+	$(BENCH_ENV) $(CARGO) run -p ragspin-host --bin ragspin-retrieval-bench
 
 clean:
 	$(CARGO) clean

@@ -13,7 +13,8 @@ use ragspin_core::{
 };
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::key_value::{self, Store};
-use spin_sdk::sqlite::{self, Connection, Value};
+use spin_sdk::sqlite::wit::sqlite::Connection;
+use spin_sdk::sqlite::{self, Value};
 use spin_sdk::variables;
 use spin_sdk::wasip3::http::types::ErrorCode;
 use spin_sdk::wasip3::http_compat::IncomingResponseBody;
@@ -88,6 +89,15 @@ impl KvStore for SpinKv {
 /// Opened on first use (see [`SpinKv`]). `execute` reports the connection's
 /// `changes()`, which concurrent tasks of one instance could interleave.
 ///
+/// Statements go through `spin:sqlite@3.1.0`'s synchronous `execute` (the
+/// whole result in one list), not the SDK's `execute-async` (a row stream
+/// and a result future: a task, a stream read and a future read per
+/// statement). Spin runs a statement to completion on its thread either way
+/// (SQLite is synchronous), so nothing else of the instance could run
+/// meanwhile; the synchronous call took ≈ 0.19 ms off a query's four
+/// statements (paired A/B, BENCHMARKS.md). The bindings are the SDK's own
+/// (`spin_sdk::sqlite::wit`), for the WIT the SDK ships.
+///
 /// A [`SpinSql::pooled`] value hands its connection back to the instance
 /// when dropped, and the next request of the (reused) instance takes it
 /// instead of opening a new one: Spin opens a new SQLite connection per
@@ -161,13 +171,13 @@ impl SpinSql {
             let conn = match idle {
                 Some(conn) => conn,
                 None => {
-                    let conn = Connection::open(&self.label).await.map_err(sql_error)?;
+                    let conn = Connection::open_async(self.label.clone())
+                        .await
+                        .map_err(sql_error)?;
                     if self.pooled {
                         // Best effort: a database without it (remote
                         // libSQL) reads as before.
-                        if let Ok(rows) = conn.execute(POOLED_SETUP, []).await {
-                            let _ = rows.collect().await;
-                        }
+                        let _ = conn.execute(POOLED_SETUP, &[]);
                     }
                     conn
                 }
@@ -229,38 +239,24 @@ impl Sql for SpinSql {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64> {
         let conn = self.conn().await?;
         self.update(|s| s.starting(sql));
-        let ran = async {
-            conn.execute(sql, params.iter().map(to_spin))
-                .await
-                .map_err(sql_error)?
-                .collect()
-                .await
-                .map_err(sql_error)
-        }
-        .await;
+        let params: Vec<Value> = params.iter().map(to_spin).collect();
+        let ran = conn.execute(sql, &params).map_err(sql_error);
         self.update(|s| s.finished(sql, ran.is_ok()));
         ran?;
-        Ok(conn.changes().await)
+        Ok(conn.changes())
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
         let conn = self.conn().await?;
         self.update(|s| s.starting(sql));
-        let ran = async {
-            let result = conn
-                .execute(sql, params.iter().map(to_spin))
-                .await
-                .map_err(sql_error)?;
-            let columns = result.columns().to_vec();
-            let rows = result.collect().await.map_err(sql_error)?;
-            Ok::<_, Error>((columns, rows))
-        }
-        .await;
+        let params: Vec<Value> = params.iter().map(to_spin).collect();
+        let ran = conn.execute(sql, &params).map_err(sql_error);
         self.update(|s| s.finished(sql, ran.is_ok()));
-        let (columns, rows) = ran?;
+        let result = ran?;
         Ok(Rows {
-            columns,
-            rows: rows
+            columns: result.columns,
+            rows: result
+                .rows
                 .into_iter()
                 .map(|row| Row(row.values.into_iter().map(from_spin).collect()))
                 .collect(),
