@@ -344,19 +344,13 @@ impl CallStats {
 
     /// Record one call of `kind` that took `elapsed`.
     pub fn record(&self, kind: CallKind, elapsed: std::time::Duration) {
-        let us = elapsed.as_micros() as u64;
         let s = &self.inner;
         match kind {
-            CallKind::Llm => {
-                s.llm_calls.set(s.llm_calls.get() + 1);
-                s.llm_us.set(s.llm_us.get() + us);
-            }
-            CallKind::Embedding => {
-                s.embedding_calls.set(s.embedding_calls.get() + 1);
-                s.embedding_us.set(s.embedding_us.get() + us);
-            }
+            CallKind::Llm => s.llm_calls.set(s.llm_calls.get() + 1),
+            CallKind::Embedding => s.embedding_calls.set(s.embedding_calls.get() + 1),
             CallKind::Other => {}
         }
+        self.add_wait(kind, elapsed);
     }
 
     /// (llm calls, embedding calls) so far.

@@ -111,17 +111,8 @@ fn run(
                     let mut out = Vec::new();
                     for (n, body) in part.into_iter().enumerate() {
                         let id = format!("bench-{run_id}-{thread}-{n}");
-                        let t = Instant::now();
-                        let res = client
-                            .post(url)
-                            .bearer_auth(token)
-                            .header("x-request-id", &id)
-                            .json(&body)
-                            .send()?;
-                        let status = res.status().as_u16();
-                        let text = res.text()?;
-                        anyhow::ensure!(status == 200, "{status}: {text}");
-                        out.push((id, t.elapsed()));
+                        let took = timed_query(&client, url, token, &id, &body)?;
+                        out.push((id, took));
                     }
                     Ok(out)
                 })
@@ -136,14 +127,7 @@ fn run(
     let cpu_ms = (cpu_seconds() - cpu) * 1000.0 / timed.len() as f64;
     // A streamed answer's line is written when its body is dropped: wait a moment.
     std::thread::sleep(Duration::from_millis(200));
-    let waits: std::collections::HashMap<String, f64> = captured_records(logs)
-        .iter()
-        .filter_map(|v| {
-            let wait =
-                v["llm_ms"].as_f64().unwrap_or(0.0) + v["embedding_ms"].as_f64().unwrap_or(0.0);
-            Some((v["request_id"].as_str()?.to_string(), wait))
-        })
-        .collect();
+    let waits = waits_ms(logs);
     let mut times: Vec<Duration> = timed.iter().map(|(_, d)| *d).collect();
     let mut overheads: Vec<Duration> = timed
         .iter()
@@ -161,6 +145,41 @@ fn run(
         overhead_p99: percentile(&overheads, 0.99),
         cpu_ms,
     })
+}
+
+/// One query, tagged `id`, timed from send to the end of its body; it
+/// must answer 200.
+fn timed_query(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    token: &str,
+    id: &str,
+    body: &Value,
+) -> Result<Duration> {
+    let t = Instant::now();
+    let res = client
+        .post(url)
+        .bearer_auth(token)
+        .header("x-request-id", id)
+        .json(body)
+        .send()?;
+    let status = res.status().as_u16();
+    let text = res.text()?;
+    anyhow::ensure!(status == 200, "{status}: {text}");
+    Ok(t.elapsed())
+}
+
+/// Per request id, the ms its log line says the component waited on Azure
+/// (`embedding_ms` + `llm_ms`).
+fn waits_ms(logs: &MemoryOutputPipe) -> std::collections::HashMap<String, f64> {
+    captured_records(logs)
+        .iter()
+        .filter_map(|v| {
+            let wait =
+                v["llm_ms"].as_f64().unwrap_or(0.0) + v["embedding_ms"].as_f64().unwrap_or(0.0);
+            Some((v["request_id"].as_str()?.to_string(), wait))
+        })
+        .collect()
 }
 
 static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -286,30 +305,14 @@ fn ab(dirs: &str, rounds: usize) -> Result<()> {
             for side in order {
                 let (host, token, _) = &apps[side];
                 let id = format!("ab-{round}-{side}-{n}");
-                let t = Instant::now();
-                let res = client
-                    .post(host.url("/v1/query"))
-                    .bearer_auth(token)
-                    .header("x-request-id", &id)
-                    .json(&body)
-                    .send()?;
-                let status = res.status().as_u16();
-                let text = res.text()?;
-                anyhow::ensure!(status == 200, "{status}: {text}");
-                timed[side].push((id, t.elapsed()));
+                let took = timed_query(&client, &host.url("/v1/query"), token, &id, &body)?;
+                timed[side].push((id, took));
             }
         }
         std::thread::sleep(Duration::from_millis(100));
         let overheads: Vec<Vec<f64>> = (0..2)
             .map(|side| {
-                let waits: std::collections::HashMap<String, f64> = captured_records(&apps[side].2)
-                    .iter()
-                    .filter_map(|v| {
-                        let wait = v["llm_ms"].as_f64().unwrap_or(0.0)
-                            + v["embedding_ms"].as_f64().unwrap_or(0.0);
-                        Some((v["request_id"].as_str()?.to_string(), wait))
-                    })
-                    .collect();
+                let waits = waits_ms(&apps[side].2);
                 timed[side]
                     .iter()
                     .map(|(id, d)| d.as_secs_f64() * 1000.0 - waits.get(id).copied().unwrap_or(0.0))
