@@ -177,6 +177,22 @@ impl HandlerState for ComponentHandler {
     }
 }
 
+/// A copy of `manifest` written into `dir`, its components' `source`s
+/// (`target/wasm32-wasip2/release/*.wasm`) pointing at the `.wasm` files
+/// there: the benchmarks' A/B modes run two builds side by side.
+pub fn manifest_for_build(manifest: &Path, dir: &Path) -> Result<PathBuf> {
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?
+        .replace(
+            "source = \"target/wasm32-wasip2/release/",
+            &format!("source = \"{}/", dir.display()),
+        );
+    let copy = dir.join("spin.toml");
+    std::fs::write(&copy, text).with_context(|| format!("writing {}", copy.display()))?;
+    Ok(copy)
+}
+
 /// The captured lines that are JSON: the components' request log records.
 pub fn captured_records(pipe: &MemoryOutputPipe) -> Vec<serde_json::Value> {
     captured_lines(pipe)

@@ -3,7 +3,8 @@
 //! Numbers are the wasmtime host's, not Spin's; compare runs on one machine.
 
 use anyhow::Result;
-use ragspin_host::{HostOptions, RunningHost, captured_records};
+use ragspin_fake_azure::FakeAzure;
+use ragspin_host::{HostOptions, MemoryOutputPipe, RunningHost, captured_records};
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 300;
@@ -26,12 +27,19 @@ fn main() -> Result<()> {
         (false, false) => (true, true),
         both => both,
     };
+    if let Ok(dirs) = std::env::var("RAGSPIN_BENCH_AB") {
+        let rounds = std::env::var("RAGSPIN_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(4);
+        let azure = part("azure") || !part("offline");
+        return ab(&dirs, rounds, azure, corpora == (false, true));
+    }
     ingest(part("azure"), part("offline"), corpora)
 }
 
 fn routes() -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut options = HostOptions::for_tests(root.join("spin.toml"));
+    let mut options = HostOptions::for_tests(root().join("spin.toml"));
     options.only_components = vec!["health".into()];
     let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
     println!("route       requests   p50 ms   p95 ms   p99 ms   req/s");
@@ -69,8 +77,18 @@ fn routes() -> Result<()> {
     Ok(())
 }
 
-/// A deterministic Markdown corpus of about `bytes` bytes.
-fn markdown_corpus(bytes: usize) -> String {
+fn salt_text(salt: usize) -> String {
+    if salt == 0 {
+        String::new()
+    } else {
+        format!("r{salt}")
+    }
+}
+
+/// A deterministic Markdown corpus of about `bytes` bytes; a `salt` other
+/// than 0 changes every sentence (so no chunk is in the embedding cache).
+fn markdown_corpus(bytes: usize, salt: usize) -> String {
+    let salt = salt_text(salt);
     let words = [
         "battery", "screen", "latency", "index", "vector", "review", "policy", "install",
         "network", "storage", "quality", "budget", "travel", "camera", "release", "cluster",
@@ -84,7 +102,7 @@ fn markdown_corpus(bytes: usize) -> String {
             for s in 0..6 {
                 let w = |k: usize| words[(n * 31 + p * 7 + s * 3 + k) % words.len()];
                 out.push_str(&format!(
-                    "Sentence {s} of paragraph {p} in section {n} covers {} and {} with {} detail. ",
+                    "Sentence {s} of paragraph {p} in section {n}{salt} covers {} and {} with {} detail. ",
                     w(0),
                     w(1),
                     w(2)
@@ -97,11 +115,13 @@ fn markdown_corpus(bytes: usize) -> String {
     out
 }
 
-fn csv_corpus(rows: usize) -> String {
+/// `salt` as [`markdown_corpus`] takes it.
+fn csv_corpus(rows: usize, salt: usize) -> String {
+    let salt = salt_text(salt);
     let mut out = String::from("id,product_name,category,rating,price,review_text\n");
     for k in 0..rows {
         out.push_str(&format!(
-            "r{k},Product {},cat{},{},{}.99,\"Review {k}: battery lasts {} hours and the screen is {}.\"\n",
+            "r{k},Product {},cat{},{},{}.99,\"Review {k}{salt}: battery lasts {} hours and the screen is {}.\"\n",
             k % 500,
             k % 7,
             1 + k % 5,
@@ -119,109 +139,304 @@ fn csv_corpus(rows: usize) -> String {
 fn ingest(azure: bool, offline: bool, corpora: (bool, bool)) -> Result<()> {
     use ragspin_fake_azure::FakeAzure;
     println!();
-    println!(
-        "ingest                                    bytes    chunks   seconds   MB/s   embed calls   wait s   MB/s excl. wait"
-    );
+    println!("{HEADER}");
+    let root = root();
     if azure {
-        ingest_corpora(Some(&FakeAzure::start()?), corpora)?;
+        ingest_corpora(&root.join("spin.toml"), Some(&FakeAzure::start()?), corpora)?;
     }
     if offline {
-        ingest_corpora(None, corpora)?;
+        ingest_corpora(&root.join("spin.toml"), None, corpora)?;
     }
     Ok(())
 }
 
-/// Both corpora through a host with the fake Azure at zero latency, or
-/// offline (`None`: chunks stored, vectors pending). "wait" is the time the
-/// component spent waiting on the fake (its log line's `embedding_ms`):
-/// the fake's own embedding work, loopback HTTP and JSON.
-fn ingest_corpora(
-    fake: Option<&ragspin_fake_azure::FakeAzure>,
-    (markdown, csv): (bool, bool),
-) -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let password = "bench-admin-password";
-    let mut options = HostOptions::for_tests(root.join("spin.toml"))
-        .admin(password)?
-        .variable("ingest_time_budget_ms", "600000");
-    if let Some(fake) = fake {
-        options = options.fake_azure(fake);
-    }
-    let (mut options, logs) = options.capturing_stdout();
-    options.only_components = vec!["ingest".into(), "auth".into()];
-    let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(900))
-        .build()?;
-    let token = host.login(password)?;
-    let mode = if fake.is_some() {
-        "fake Azure"
-    } else {
-        "offline"
-    };
-    let cases: [(&str, &str, String, serde_json::Value); 2] = [
+const HEADER: &str = "ingest                                    bytes    chunks   seconds   MB/s   embed calls   wait s   MB/s excl. wait";
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The two corpora: label, file name, content (see [`markdown_corpus`] for
+/// `salt`) and index settings.
+fn cases(salt: usize) -> [(&'static str, &'static str, String, serde_json::Value); 2] {
+    [
         (
             "markdown 10 MB",
             "corpus.md",
-            markdown_corpus(10 * 1024 * 1024),
+            markdown_corpus(10 * 1024 * 1024, salt),
             serde_json::json!({"dimensions": 256}),
         ),
         (
             "csv 50,000 rows",
             "reviews.csv",
-            csv_corpus(50_000),
+            csv_corpus(50_000, salt),
             serde_json::json!({"dimensions": 256, "fields": {"text_fields": ["product_name", "review_text"], "metadata_fields": ["rating", "price", "category"]}}),
         ),
-    ];
-    for (k, (label, filename, content, settings)) in cases.into_iter().enumerate() {
-        if !(if k == 0 { markdown } else { csv }) {
-            continue;
+    ]
+}
+
+/// A host running the ingest component of `manifest`, with the fake Azure
+/// at zero latency or offline (`None`: chunks stored, vectors pending).
+struct IngestApp<'a> {
+    host: RunningHost,
+    token: String,
+    logs: MemoryOutputPipe,
+    client: reqwest::blocking::Client,
+    fake: Option<&'a FakeAzure>,
+    runs: usize,
+}
+
+/// One document ingested: seconds in all, and waiting on the fake.
+struct IngestRun {
+    counters: ProcessCounters,
+    chunks: i64,
+    calls: u64,
+    seconds: f64,
+    wait: f64,
+}
+
+impl IngestRun {
+    /// MB/s of `bytes` excluding the wait on the fake.
+    fn excl_wait(&self, bytes: usize) -> f64 {
+        bytes as f64 / 1_048_576.0 / (self.seconds - self.wait)
+    }
+}
+
+impl<'a> IngestApp<'a> {
+    fn start(manifest: &std::path::Path, fake: Option<&'a FakeAzure>) -> Result<Self> {
+        let password = "bench-admin-password";
+        let mut options = HostOptions::for_tests(manifest)
+            .admin(password)?
+            .variable("ingest_time_budget_ms", "600000");
+        if let Some(fake) = fake {
+            options = options.fake_azure(fake);
         }
-        let index = format!("bench{k}");
-        let res = client
-            .put(host.url(&format!("/v1/indexes/{index}")))
-            .bearer_auth(&token)
-            .json(&settings)
+        let (mut options, logs) = options.capturing_stdout();
+        options.only_components = vec!["ingest".into(), "auth".into()];
+        let host = RunningHost::start(options, "127.0.0.1:0".parse()?)?;
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(900))
+            .build()?;
+        let token = host.login(password)?;
+        Ok(Self {
+            host,
+            token,
+            logs,
+            client,
+            fake,
+            runs: 0,
+        })
+    }
+
+    /// Ingests `content` as one document into a new index.
+    fn run(
+        &mut self,
+        filename: &str,
+        content: &str,
+        settings: &serde_json::Value,
+    ) -> Result<IngestRun> {
+        self.runs += 1;
+        let index = format!("bench{}", self.runs);
+        let res = self
+            .client
+            .put(self.host.url(&format!("/v1/indexes/{index}")))
+            .bearer_auth(&self.token)
+            .json(settings)
             .send()?;
         anyhow::ensure!(
             res.status().as_u16() == 201,
             "create index: {}",
             res.text()?
         );
-        let calls = |f: Option<&ragspin_fake_azure::FakeAzure>| {
-            f.map_or(0, |f| {
+        let calls = || {
+            self.fake.map_or(0, |f| {
                 f.stats().calls(ragspin_fake_azure::Route::Embeddings)
             })
         };
-        let calls_before = calls(fake);
-        let bytes = content.len();
-        let request_id = format!("bench-ingest-{}-{k}", mode.replace(' ', "-"));
+        let calls_before = calls();
+        let request_id = format!("bench-ingest-{index}");
+        // The client's JSON encoding of the 10 MB body is not timed.
+        let body =
+            serde_json::to_vec(&serde_json::json!({"filename": filename, "content": content}))?;
+        let before = ProcessCounters::read();
         let start = Instant::now();
-        let res = client
-            .post(host.url(&format!("/v1/indexes/{index}/documents")))
-            .bearer_auth(&token)
+        let res = self
+            .client
+            .post(self.host.url(&format!("/v1/indexes/{index}/documents")))
+            .bearer_auth(&self.token)
             .header("x-request-id", &request_id)
-            .json(&serde_json::json!({"filename": filename, "content": content}))
+            .header("content-type", "application/json")
+            .body(body)
             .send()?;
-        let elapsed = start.elapsed().as_secs_f64();
+        let seconds = start.elapsed().as_secs_f64();
+        let counters = ProcessCounters::read().since(&before);
         let status = res.status().as_u16();
         let body: serde_json::Value = res.json()?;
-        anyhow::ensure!(status == 201, "{label}: {status} {body}");
-        let chunks = body["document"]["chunks"].as_i64().unwrap_or(0);
-        let calls = calls(fake) - calls_before;
-        let wait = captured_records(&logs)
+        anyhow::ensure!(status == 201, "{filename}: {status} {body}");
+        let wait = captured_records(&self.logs)
             .iter()
             .find(|v| v["request_id"] == request_id.as_str())
             .and_then(|v| v["embedding_ms"].as_f64())
             .unwrap_or(0.0)
             / 1000.0;
-        let mb = bytes as f64 / 1_048_576.0;
+        Ok(IngestRun {
+            counters,
+            chunks: body["document"]["chunks"].as_i64().unwrap_or(0),
+            calls: calls() - calls_before,
+            seconds,
+            wait,
+        })
+    }
+}
+
+/// Both corpora through one host. "wait" is the time the component spent
+/// waiting on the fake (its log line's `embedding_ms`): the fake's own
+/// embedding work, loopback HTTP and JSON.
+fn ingest_corpora(
+    manifest: &std::path::Path,
+    fake: Option<&FakeAzure>,
+    (markdown, csv): (bool, bool),
+) -> Result<()> {
+    let mut app = IngestApp::start(manifest, fake)?;
+    let mode = if fake.is_some() {
+        "fake Azure"
+    } else {
+        "offline"
+    };
+    for (k, (label, filename, content, settings)) in cases(0).into_iter().enumerate() {
+        if !(if k == 0 { markdown } else { csv }) {
+            continue;
+        }
+        let bytes = content.len();
+        let run = app.run(filename, &content, &settings)?;
         println!(
-            "{:<38} {bytes:>9} {chunks:>9} {elapsed:>9.2} {:>6.2} {calls:>13} {wait:>8.2} {:>17.2}",
+            "{:<38} {bytes:>9} {:>9} {:>9.2} {:>6.2} {:>13} {:>8.2} {:>17.2}",
             format!("{label}, {mode}"),
-            mb / elapsed,
-            mb / (elapsed - wait)
+            run.chunks,
+            run.seconds,
+            bytes as f64 / 1_048_576.0 / run.seconds,
+            run.calls,
+            run.wait,
+            run.excl_wait(bytes)
         );
     }
     Ok(())
+}
+
+/// `RAGSPIN_BENCH_AB=dirA,dirB`: two hosts in this process, one on the
+/// `.wasm` files in each folder, ingesting the first corpus named in
+/// `RAGSPIN_BENCH_PARTS` (Markdown unless only `csv` is; new text each
+/// round) in turn, the order flipping every round, so both see the same machine (this VM's
+/// speed drifts by up to 40 % between minutes). With the fake Azure unless
+/// only `offline` is named. Prints each run's MB/s excluding the wait and
+/// the median ratio B / A of the pairs. `RAGSPIN_BENCH_ROUNDS` (default 4).
+fn ab(dirs: &str, rounds: usize, azure: bool, csv: bool) -> Result<()> {
+    use ragspin_fake_azure::FakeAzure;
+    let Some((a, b)) = dirs.split_once(',') else {
+        anyhow::bail!("RAGSPIN_BENCH_AB wants two folders: dirA,dirB");
+    };
+    let fake = if azure {
+        Some(FakeAzure::start()?)
+    } else {
+        None
+    };
+    let mut apps = Vec::new();
+    for dir in [a, b] {
+        let manifest = ragspin_host::manifest_for_build(&root().join("spin.toml"), dir.as_ref())?;
+        apps.push(IngestApp::start(&manifest, fake.as_ref())?);
+    }
+    let mut ratios = Vec::new();
+    let mut user: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        // New text each round: the apps' embedding caches hold the last.
+        let (label, filename, content, settings) =
+            cases(round + 1).into_iter().nth(usize::from(csv)).unwrap();
+        let bytes = content.len();
+        let mut runs = [None, None];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            runs[side] = Some(apps[side].run(filename, &content, &settings)?);
+        }
+        let [Some(a), Some(b)] = runs else {
+            unreachable!("both sides ran")
+        };
+        let ratio = b.excl_wait(bytes) / a.excl_wait(bytes);
+        ratios.push(ratio);
+        let side = |r: &IngestRun| {
+            format!(
+                "{:.2} ({:.2} s, wait {:.2}; cpu user {:.2} s, sys {:.2} s; written {:.1} MB)",
+                r.excl_wait(bytes),
+                r.seconds,
+                r.wait,
+                r.counters.user_s,
+                r.counters.sys_s,
+                r.counters.written_mb
+            )
+        };
+        println!(
+            "{label} round {round}: MB/s excl. wait A {}, B {}, B / A {ratio:.3}",
+            side(&a),
+            side(&b)
+        );
+        for (all, run) in user.iter_mut().zip([&a, &b]) {
+            all.push(run.counters.user_s);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [user_a, user_b] = user;
+    println!(
+        "median B / A {:.3} ({rounds} pairs); median user CPU A {:.2} s, B {:.2} s",
+        median(ratios),
+        median(user_a),
+        median(user_b)
+    );
+    Ok(())
+}
+
+/// This process's CPU time and bytes written through system calls (SQLite's
+/// files and the sockets: the benchmark's client, the host, the fake), from
+/// `/proc/self`; zero where it cannot be read. Less noisy than wall-clock
+/// time on this VM, whose sys time for the same work varies up to 5x.
+#[derive(Default)]
+struct ProcessCounters {
+    user_s: f64,
+    sys_s: f64,
+    written_mb: f64,
+}
+
+impl ProcessCounters {
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name: utime and stime are the 12th and
+        // 13th, in clock ticks (100 per second on Linux).
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        let tick = |k: usize| fields.get(k).copied().unwrap_or(0.0) / 100.0;
+        let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let wchar = io
+            .lines()
+            .find_map(|l| l.strip_prefix("wchar:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Self {
+            user_s: tick(11),
+            sys_s: tick(12),
+            written_mb: wchar / 1e6,
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            user_s: self.user_s - before.user_s,
+            sys_s: self.sys_s - before.sys_s,
+            written_mb: self.written_mb - before.written_mb,
+        }
+    }
 }

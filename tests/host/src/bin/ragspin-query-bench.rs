@@ -279,17 +279,10 @@ fn ab(dirs: &str, rounds: usize) -> Result<()> {
     let Some((a, b)) = dirs.split_once(',') else {
         anyhow::bail!("RAGSPIN_BENCH_AB wants two folders: dirA,dirB");
     };
-    let template = std::fs::read_to_string(root().join("spin.toml"))?;
     let fake = FakeAzure::start()?;
     let mut apps = Vec::new();
     for dir in [a, b] {
-        let dir = std::fs::canonicalize(dir)?;
-        let manifest = dir.join("spin.toml");
-        let text = template.replace(
-            "source = \"target/wasm32-wasip2/release/",
-            &format!("source = \"{}/", dir.display()),
-        );
-        std::fs::write(&manifest, text)?;
+        let manifest = ragspin_host::manifest_for_build(&root().join("spin.toml"), dir.as_ref())?;
         apps.push(start_app(&manifest, Some(&fake), false)?);
     }
     let client = reqwest::blocking::Client::new();
