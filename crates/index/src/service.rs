@@ -49,6 +49,13 @@ fn json_object(s: &str) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
+/// `(?, ?), (?, ?), ...`: `rows` tuples of `columns` anonymous parameters
+/// (SQLite numbers them in order) for a multi-row `INSERT ... VALUES`.
+fn value_rows(rows: usize, columns: usize) -> String {
+    let tuple = format!("({})", vec!["?"; columns].join(", "));
+    vec![tuple; rows].join(", ")
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -816,23 +823,36 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let mut next_id = int(next.rows.first().and_then(|r| r.0.first()));
         let first_id = next_id;
         let rows: Vec<(&ChunkDraft, &Option<Vec<u8>>)> = drafts.iter().zip(vectors).collect();
+        // Chunks of one heading (and, in most documents, all chunks) share
+        // their heading columns and metadata: encoded once per run.
+        let source_metadata = serde_json::Value::Object(source.metadata.clone()).to_string();
+        let mut headings: Option<(&[String], String, String)> = None;
         for group in rows.chunks(CHUNK_ROWS) {
             let mut params = Vec::with_capacity(group.len() * 14);
-            let mut tuples = Vec::with_capacity(group.len());
             let mut vector_params = Vec::with_capacity(group.len() * 2);
             for (draft, vector) in group {
-                let mut metadata = source.metadata.clone();
-                metadata.extend(draft.metadata.clone());
-                let heading_path =
-                    serde_json::to_string(&draft.heading_path).unwrap_or_else(|_| "[]".into());
-                let base = params.len();
-                tuples.push(format!(
-                    "({})",
-                    (1..=14)
-                        .map(|k| format!("?{}", base + k))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                let metadata = if draft.metadata.is_empty() {
+                    source_metadata.clone()
+                } else {
+                    let mut metadata = source.metadata.clone();
+                    metadata.extend(draft.metadata.clone());
+                    serde_json::Value::Object(metadata).to_string()
+                };
+                let (heading, heading_path) = match &headings {
+                    Some((path, heading, heading_path))
+                        if *path == draft.heading_path.as_slice() =>
+                    {
+                        (heading.clone(), heading_path.clone())
+                    }
+                    _ => {
+                        let heading = draft.heading_path.join(" > ");
+                        let heading_path = serde_json::to_string(&draft.heading_path)
+                            .unwrap_or_else(|_| "[]".into());
+                        headings =
+                            Some((&draft.heading_path, heading.clone(), heading_path.clone()));
+                        (heading, heading_path)
+                    }
+                };
                 params.extend([
                     i(next_id),
                     t(index),
@@ -840,14 +860,14 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     t(doc_id),
                     i(draft.ordinal),
                     t(&draft.text),
-                    t(draft.heading_path.join(" > ")),
+                    t(heading),
                     t(heading_path),
                     draft.page.map(i).unwrap_or(SqlValue::Null),
                     i(draft.start as i64),
                     i(draft.end as i64),
                     i(draft.token_count as i64),
                     t(&draft.content_hash),
-                    t(serde_json::Value::Object(metadata).to_string()),
+                    t(metadata),
                 ]);
                 if let Some(v) = vector
                     && let Some(floats) = decode_f16(v)
@@ -863,20 +883,17 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                         "INSERT INTO rs_chunks (id, index_name, version, doc_id, ordinal, text, heading, heading_path,
                             page, start_char, end_char, token_count, content_hash, metadata)
                          VALUES {}",
-                        tuples.join(", ")
+                        value_rows(group.len(), 14)
                     ),
                     &params,
                 )
                 .await?;
             if !vector_params.is_empty() {
-                let marks: Vec<String> = (0..vector_params.len() / 2)
-                    .map(|k| format!("(?{}, ?{})", 2 * k + 1, 2 * k + 2))
-                    .collect();
                 self.sql
                     .execute(
                         &format!(
                             "INSERT INTO rs_chunk_vectors (id, vector) VALUES {}",
-                            marks.join(", ")
+                            value_rows(vector_params.len() / 2, 2)
                         ),
                         &vector_params,
                     )
