@@ -55,6 +55,12 @@ async fn serve(
         _ => DEFAULT_BUDGET_MS,
     };
     let sql = SpinSql::open_default();
+    // A document's transaction touches ≈ 3.5x its size in pages; with
+    // SQLite's default 2 MB cache, dirty pages spill into the WAL mid-way
+    // and are written again when touched after. Up to 64 MB (allocated as
+    // used, freed with the connection at the end of the request): a 10 MB
+    // Markdown ingest wrote 15 % fewer bytes (BENCHMARKS.md). Best effort.
+    let _ = ragspin_core::Sql::execute(&sql, "PRAGMA cache_size = -65536", &[]).await;
     let ctx = Context {
         sql: &sql,
         clock: &SpinClock,

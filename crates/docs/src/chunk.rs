@@ -4,7 +4,7 @@ use crate::tokens::estimate_tokens;
 use crate::{Metadata, ParsedDocument, Section};
 use ragspin_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2_simd::{Digest, Sha256};
 use std::ops::Range;
 
 /// How big chunks are.

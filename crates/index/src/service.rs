@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use ragspin_core::{Clock, Embedder, Error, Result, Sql, SqlValue};
 use ragspin_docs::{ChunkDraft, Format};
-use sha2::{Digest, Sha256};
+use sha2_simd::{Digest, Sha256};
 
 use crate::lists::{
     Lists, PARTITION_MIN, block_in, block_key, block_number, list_count, needs_partition, train,
