@@ -28,6 +28,7 @@
 //! function, [`status_for`], and its body is always [`ErrorBody`]:
 //! `{"error":{"code":"...","message":"..."}}`.
 
+pub mod bytescan;
 pub mod domain;
 pub mod error;
 pub mod health;

@@ -114,14 +114,10 @@ pub(crate) fn clean(text: &str) -> String {
     let bytes = text.as_bytes();
     let (mut i, mut run) = (0, 0);
     while i < bytes.len() {
-        // Most text has none of the special bytes: skip 16 at a time.
-        if let Some(block) = bytes.get(i..i + 16)
-            && !block.iter().fold(false, |any, &b| any | may_be_special(b))
-        {
-            i += 16;
-            continue;
-        }
-        let b = bytes[i];
+        // Most text has none of the special bytes: skip to the next one
+        // that may be (a tab is found too, and passed on below).
+        i = MAY_BE_SPECIAL.find(bytes, i);
+        let Some(&b) = bytes.get(i) else { break };
         let special = match b {
             b'\t' => 0,
             0x00..=0x1f | 0x7f => 1,
@@ -148,12 +144,10 @@ pub(crate) fn clean(text: &str) -> String {
     out
 }
 
-/// Whether `b` can start a special character for [`clean`] (a tab is not
-/// special but is let through here: the byte loop passes it on). Branch-free,
-/// so a block's check compiles to SIMD compares.
-fn may_be_special(b: u8) -> bool {
-    (b < 0x20) | (b == 0x7f) | (b == 0xc2) | (b == 0xef)
-}
+/// The bytes that can start a special character for [`clean`]: C0 controls
+/// (tab included), DEL, the C1 lead byte and the BOM's first byte.
+const MAY_BE_SPECIAL: ragspin_core::bytescan::ByteSet =
+    ragspin_core::bytescan::ByteSet::new(0x20, [0x7f, 0xc2, 0xef]);
 
 fn push_newline(out: &mut String) {
     let kept = out.trim_end_matches([' ', '\t']).len();

@@ -3,7 +3,8 @@
 //! and answers `{"<suite>": "ok" | "<violation>"}` — the same suites the
 //! in-memory implementations pass natively — plus `vector_kernels`: the
 //! `simd128` Hamming and asymmetric-score kernels, which exist only in wasm,
-//! checked against a bit-by-bit count.
+//! checked against a bit-by-bit count, and `byte_scan`: the `simd128` block
+//! check of `ragspin_core::bytescan` against a byte-by-byte scan.
 #![cfg(target_arch = "wasm32")]
 
 use ragspin_core::{HttpRequest, HttpResponse};
@@ -22,6 +23,14 @@ async fn handle(_request: HttpRequest) -> HttpResponse {
         ("config", contract::config(&SpinConfig).await),
         ("clock", contract::clock(&SpinClock).await),
         ("timer", contract::timer(&SpinTimer).await),
+        (
+            "byte_scan",
+            ragspin_core::bytescan::check().map_err(|detail| contract::Violation {
+                suite: "byte_scan",
+                check: "the simd128 block scan finds what a byte-by-byte scan finds",
+                detail,
+            }),
+        ),
         (
             "vector_kernels",
             ragspin_index::vectors::check_kernels().map_err(|detail| contract::Violation {

@@ -156,6 +156,7 @@ fn spin_adapters_pass_the_port_contract_suites() {
         "config",
         "clock",
         "timer",
+        "byte_scan",
         "vector_kernels",
     ] {
         assert_eq!(body[suite], "ok", "{suite}: {body}");
