@@ -116,7 +116,7 @@ pub fn check() -> Result<(), String> {
                 .map(|k| {
                     let r = seed.rotate_left(k as u32 * 7) ^ (k as u64).wrapping_mul(0x9E37);
                     // Mostly ordinary letters, sometimes any byte.
-                    if r % 9 == 0 {
+                    if r.is_multiple_of(9) {
                         (r >> 8) as u8
                     } else {
                         b'a' + (r % 26) as u8
