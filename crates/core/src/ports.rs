@@ -192,6 +192,12 @@ pub trait Sql {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64>;
     /// Run a query and return all its rows with their column names.
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows>;
+    /// [`execute`](Sql::execute) taking its parameters by value, for
+    /// statements carrying megabytes (a document's chunk rows, its source):
+    /// an adapter that hands values on can move them instead of copying.
+    async fn execute_owned(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64> {
+        self.execute(sql, &params).await
+    }
 }
 
 /// Run first on every schema migration: the page size of a new database,

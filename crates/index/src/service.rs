@@ -878,24 +878,24 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 next_id += 1;
             }
             self.sql
-                .execute(
+                .execute_owned(
                     &format!(
                         "INSERT INTO rs_chunks (id, index_name, version, doc_id, ordinal, text, heading, heading_path,
                             page, start_char, end_char, token_count, content_hash, metadata)
                          VALUES {}",
                         value_rows(group.len(), 14)
                     ),
-                    &params,
+                    params,
                 )
                 .await?;
             if !vector_params.is_empty() {
                 self.sql
-                    .execute(
+                    .execute_owned(
                         &format!(
                             "INSERT INTO rs_chunk_vectors (id, vector) VALUES {}",
                             value_rows(vector_params.len() / 2, 2)
                         ),
-                        &vector_params,
+                        vector_params,
                     )
                     .await?;
             }
@@ -919,14 +919,14 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             )
             .await?;
         self.sql
-            .execute(
+            .execute_owned(
                 "INSERT INTO rs_sources (index_name, doc_id, filename, content_type, content_hash, metadata, bytes, content, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
                  ON CONFLICT (index_name, doc_id) DO UPDATE SET filename = excluded.filename,
                     content_type = excluded.content_type, content_hash = excluded.content_hash,
                     metadata = excluded.metadata, bytes = excluded.bytes, content = excluded.content,
                     updated_at = excluded.updated_at",
-                &[
+                vec![
                     t(index),
                     t(doc_id),
                     t(&source.filename),

@@ -225,6 +225,16 @@ fn to_spin(value: &SqlValue) -> Value {
     }
 }
 
+fn into_spin(value: SqlValue) -> Value {
+    match value {
+        SqlValue::Integer(i) => Value::Integer(i),
+        SqlValue::Real(f) => Value::Real(f),
+        SqlValue::Text(s) => Value::Text(s),
+        SqlValue::Blob(b) => Value::Blob(b),
+        SqlValue::Null => Value::Null,
+    }
+}
+
 fn from_spin(value: Value) -> SqlValue {
     match value {
         Value::Integer(i) => SqlValue::Integer(i),
@@ -240,6 +250,16 @@ impl Sql for SpinSql {
         let conn = self.conn().await?;
         self.update(|s| s.starting(sql));
         let params: Vec<Value> = params.iter().map(to_spin).collect();
+        let ran = conn.execute(sql, &params).map_err(sql_error);
+        self.update(|s| s.finished(sql, ran.is_ok()));
+        ran?;
+        Ok(conn.changes())
+    }
+
+    async fn execute_owned(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64> {
+        let conn = self.conn().await?;
+        self.update(|s| s.starting(sql));
+        let params: Vec<Value> = params.into_iter().map(into_spin).collect();
         let ran = conn.execute(sql, &params).map_err(sql_error);
         self.update(|s| s.finished(sql, ran.is_ok()));
         ran?;

@@ -161,7 +161,7 @@ async fn decode(request: WasiRequest) -> (HttpRequest, Result<(), Error>) {
     }
     match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
         Ok(body) => {
-            head.body = body.to_bytes().to_vec();
+            head.body = Vec::from(body.to_bytes());
             (head, Ok(()))
         }
         Err(e) if e.is::<LengthLimitError>() => (head, Err(too_large())),
