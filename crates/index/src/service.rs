@@ -547,7 +547,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     ) -> Result<Indexed> {
         let doc_id = &source.doc_id;
         self.update_job_stage(index, doc_id, "parsed", None).await?;
-        let drafts = ragspin_docs::chunk(parsed, &version.settings.chunking);
+        let mut drafts = ragspin_docs::chunk(parsed, &version.settings.chunking);
         if drafts.is_empty() {
             return Err(Error::validation(
                 "content",
@@ -572,7 +572,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                         index,
                         doc_id,
                         &source.content_hash,
-                        &drafts,
+                        &mut drafts,
                         embedder,
                         &version.settings,
                         deadline_ms,
@@ -603,7 +603,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         index: &str,
         doc_id: &str,
         content_hash: &str,
-        drafts: &[ChunkDraft],
+        drafts: &mut [ChunkDraft],
         embedder: &E,
         settings: &IndexSettings,
         deadline_ms: u64,
@@ -642,19 +642,27 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 }
             }
         }
-        let mut missing: Vec<&ChunkDraft> = Vec::new();
+        let mut wanted: Vec<usize> = Vec::new();
         let mut seen = HashSet::new();
-        for d in drafts {
+        for (k, d) in drafts.iter().enumerate() {
             if !known.contains_key(&d.content_hash) && seen.insert(d.content_hash.as_str()) {
-                missing.push(d);
+                wanted.push(k);
             }
         }
-        stats.cached += (drafts.len() - missing.len()) as u32;
+        stats.cached += (drafts.len() - wanted.len()) as u32;
         let total = drafts.len() as i64;
-        let mut done = total - missing.len() as i64;
+        let mut done = total - wanted.len() as i64;
         self.set_job(index, doc_id, content_hash, "embedding", done, total, None)
             .await?;
-        let texts: Vec<String> = missing.iter().map(|d| d.text.clone()).collect();
+        // The texts to embed are lent to the embedder, not copied (a 10 MB
+        // document's text), and go back to their drafts at the end. When
+        // this returns early (the deadline, an error) the drafts are
+        // discarded by the caller, texts or not.
+        let texts: Vec<String> = wanted
+            .iter()
+            .map(|&k| std::mem::take(&mut drafts[k].text))
+            .collect();
+        let missing: Vec<&ChunkDraft> = wanted.iter().map(|&k| &drafts[k]).collect();
         let plan = embedder.plan(&texts)?;
         let covers = plan.first().is_none_or(|r| r.start == 0)
             && plan.windows(2).all(|w| w[0].end == w[1].start)
@@ -725,6 +733,9 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         }
         self.save_embeddings(&cache, &unsaved, done).await?;
         known.extend(unsaved.drain(..).map(|(h, v)| (h.to_owned(), v)));
+        for (&k, text) in wanted.iter().zip(texts) {
+            drafts[k].text = text;
+        }
         // Each vector moves out of `known` to its first chunk; a chunk
         // repeating an earlier one's text gets a copy.
         let mut first: HashMap<&str, usize> = HashMap::new();
