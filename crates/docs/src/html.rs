@@ -367,8 +367,9 @@ impl State {
         if let Some((level, text)) = self.heading.take() {
             self.close_heading(level, &text);
         }
-        let text = std::mem::take(&mut self.buf);
-        self.doc.block(&text, &self.path);
+        // The buffer keeps its capacity for the next block.
+        self.doc.block(&self.buf, &self.path);
+        self.buf.clear();
         self.row_cells = 0;
     }
 }

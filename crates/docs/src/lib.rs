@@ -49,7 +49,7 @@
 //! | HTML | `html5gum` 0.9, tokenizer only | 245 KB | a maintained, dependency-free WHATWG tokenizer: entities, raw-text elements and broken markup handled as browsers do. `scraper` (html5ever + selectors + a DOM we do not need) measured +470 KB; `tl` only +21 KB but is not spec-conformant, leaves entities undecoded and has had no release since 2023. If the ingest budget gets tight, a hand-written tag-soup tokenizer would save ≈ 220 KB |
 //! | PDF | own reader (`src/pdf`) + `miniz_oxide` 0.8 | 88 KB | `lopdf` 0.47 measured +1.4 MB (encryption, brotli, Unicode normalisation, rand), 0.38 +520 KB, and both have had panics on crafted files (a panic aborts the wasm instance); text extraction needs only objects, streams, fonts' `ToUnicode` maps and the text operators |
 //! | CSV | `csv` 1 | 24 KB | the standard reader: quoting, line numbers in errors |
-//! | text, JSON, chunker | `serde_json`, `sha2` 0.10 (already in the workspace) | 75 KB | |
+//! | text, JSON, chunker | `serde_json`, `sha2` 0.11 (its `simd128` SHA-256 backend in wasm; the rest of the workspace is on 0.10 with `hmac` and `argon2`) | 75 KB | |
 //!
 //! # Errors
 //!

@@ -199,8 +199,9 @@ impl State {
             let trimmed = self.buf.trim_end_matches('\n').len();
             self.buf.truncate(trimmed);
         }
-        let text = std::mem::take(&mut self.buf);
-        self.doc.block(&text, &self.path);
+        // The buffer keeps its capacity for the next block.
+        self.doc.block(&self.buf, &self.path);
+        self.buf.clear();
         self.row_cells = 0;
     }
 }
