@@ -821,7 +821,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         let doc_id = &source.doc_id;
         let removed = self.remove_chunks(index, version, doc_id).await?;
         // The block maintenance reads the stored vectors as floats.
-        let mut added: Vec<(i64, Vec<f32>)> = Vec::new();
+        let mut added: Vec<(i64, &[u8])> = Vec::new();
         let now = self.now();
         // Ids are assigned here (the transaction holds the write lock), so
         // chunks go in with multi-row INSERTs: one statement per
@@ -881,10 +881,10 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                     t(metadata),
                 ]);
                 if let Some(v) = vector
-                    && let Some(floats) = decode_f16(v)
+                    && v.len().is_multiple_of(2)
                 {
                     vector_params.extend([i(next_id), SqlValue::Blob(v.clone())]);
-                    added.push((next_id, floats));
+                    added.push((next_id, v));
                 }
                 next_id += 1;
             }
@@ -992,7 +992,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
         index: &str,
         version: i64,
         removed: &HashSet<i64>,
-        added: &[(i64, Vec<f32>)],
+        added: &[(i64, &[u8])],
     ) -> Result<()> {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
@@ -1019,9 +1019,14 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
             .or_else(|| blocks.first().map(|(_, b)| b.dimensions));
         // Per list key, the position in `blocks` of its last block.
         let mut last: HashMap<i64, usize> = HashMap::new();
-        for (id, v) in added {
+        for &(id, halves) in added {
+            // `f16` bytes: the blocks need only their signs; the floats only
+            // when a partitioned version assigns the vector to a list.
+            let dims = halves.len() / 2;
             let key = match &lists {
-                Some(l) if l.dimensions == v.len() => l.assign(v) as i64 + 1,
+                Some(l) if l.dimensions == dims => {
+                    l.assign(&decode_f16(halves).unwrap_or_default()) as i64 + 1
+                }
                 _ => 0,
             };
             let pos = match last.get(&key) {
@@ -1039,25 +1044,24 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
                 held.get_or_insert(blocks[p].1.dimensions);
             }
             if let Some(d) = held
-                && d != v.len()
+                && d != dims
             {
                 return Err(Error::Conflict(format!(
-                    "index {index:?} version {version} holds {d}-dimensional vectors; got {}. \
-                     Build a new version after changing the embedding model",
-                    v.len()
+                    "index {index:?} version {version} holds {d}-dimensional vectors; got {dims}. \
+                     Build a new version after changing the embedding model"
                 )));
             }
-            held = Some(v.len());
+            held = Some(dims);
             let pos = match pos {
                 Some(p) if !blocks[p].1.is_full() => p,
                 other => {
                     let no = other.map_or(block_in(key, 0), |p| blocks[p].0 + 1);
-                    blocks.push((no, Block::new(v.len())));
+                    blocks.push((no, Block::new(dims)));
                     blocks.len() - 1
                 }
             };
             last.insert(key, pos);
-            blocks[pos].1.push(*id, v);
+            blocks[pos].1.push_f16(id, halves);
             dirty.insert(blocks[pos].0);
         }
         let slots: usize = blocks.iter().map(|(_, b)| b.len()).sum();

@@ -146,6 +146,23 @@ pub fn binary_code(v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// [`binary_code`] of a vector stored as `f16` little-endian bytes, read
+/// from the halves without decoding them: a half decodes ([`f16_to_f32`])
+/// to a value `> 0` exactly when its bits are `0x0001..=0x7FFF` (sign clear,
+/// not zero; the decoder reads the top exponent as a number, not as
+/// infinity or NaN). Ingest builds a document's blocks with it.
+pub fn binary_code_f16(bytes: &[u8]) -> Vec<u8> {
+    let halves = bytes.len() / 2;
+    let mut out = vec![0u8; halves.div_ceil(8)];
+    for (i, h) in bytes.chunks_exact(2).enumerate() {
+        let h = u16::from_le_bytes([h[0], h[1]]);
+        if h.wrapping_sub(1) < 0x7FFF {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
 /// One block row, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
@@ -186,6 +203,14 @@ impl Block {
         debug_assert_ne!(chunk_id, 0);
         self.ids.push(chunk_id);
         self.bits.extend(binary_code(v));
+    }
+
+    /// [`push`](Self::push) of a vector as its `f16` bytes.
+    pub fn push_f16(&mut self, chunk_id: i64, halves: &[u8]) {
+        debug_assert_eq!(halves.len() / 2, self.dimensions);
+        debug_assert_ne!(chunk_id, 0);
+        self.ids.push(chunk_id);
+        self.bits.extend(binary_code_f16(halves));
     }
 
     /// Tombstones every slot whose id is in `ids`; returns how many.
@@ -510,6 +535,16 @@ pub fn needs_compaction(slots: usize, live: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sign_bits_of_f16_bytes_match_those_of_the_decoded_floats() {
+        // Every one of the 65,536 halves, in every bit position of a byte.
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        assert_eq!(
+            binary_code_f16(&bytes),
+            binary_code(&decode_f16(&bytes).unwrap())
+        );
+    }
 
     #[test]
     fn f32_round_trips_bit_exactly() {
