@@ -263,15 +263,19 @@ pub async fn sql<S: Sql>(db: &S) -> Outcome {
             SqlValue::Text(String::new()),
         ],
     ];
-    for row in &rows {
+    // The first row by reference, the second by value (`execute_owned`):
+    // both must round-trip alike below.
+    for (k, row) in rows.iter().enumerate() {
+        let insert =
+            "INSERT INTO contract_sql_values (id, i, r, t, b, n) VALUES (?, ?, ?, ?, ?, ?)";
         let n = ok!(
             S,
             "execute returns the number of inserted rows",
-            db.execute(
-                "INSERT INTO contract_sql_values (id, i, r, t, b, n) VALUES (?, ?, ?, ?, ?, ?)",
-                row
-            )
-            .await
+            if k == 0 {
+                db.execute(insert, row).await
+            } else {
+                db.execute_owned(insert, row.clone()).await
+            }
         );
         ensure!(
             S,
