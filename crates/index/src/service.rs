@@ -820,7 +820,7 @@ impl<'a, S: Sql, C: Clock> IndexService<'a, S, C> {
     ) -> Result<()> {
         let doc_id = &source.doc_id;
         let removed = self.remove_chunks(index, version, doc_id).await?;
-        // The block maintenance reads the stored vectors as floats.
+        // The block maintenance takes each stored vector as its f16 bytes.
         let mut added: Vec<(i64, &[u8])> = Vec::new();
         let now = self.now();
         // Ids are assigned here (the transaction holds the write lock), so

@@ -189,6 +189,15 @@ impl SpinSql {
             .ok_or_else(|| Error::Internal("sqlite connection vanished".into()))
     }
 
+    async fn execute_values(&self, sql: &str, params: Vec<Value>) -> Result<u64> {
+        let conn = self.conn().await?;
+        self.update(|s| s.starting(sql));
+        let ran = conn.execute(sql, &params).map_err(sql_error);
+        self.update(|s| s.finished(sql, ran.is_ok()));
+        ran?;
+        Ok(conn.changes())
+    }
+
     fn update(&self, f: impl FnOnce(&mut ConnectionState)) {
         let mut state = self.state.get();
         f(&mut state);
@@ -247,23 +256,13 @@ fn from_spin(value: Value) -> SqlValue {
 
 impl Sql for SpinSql {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64> {
-        let conn = self.conn().await?;
-        self.update(|s| s.starting(sql));
-        let params: Vec<Value> = params.iter().map(to_spin).collect();
-        let ran = conn.execute(sql, &params).map_err(sql_error);
-        self.update(|s| s.finished(sql, ran.is_ok()));
-        ran?;
-        Ok(conn.changes())
+        self.execute_values(sql, params.iter().map(to_spin).collect())
+            .await
     }
 
     async fn execute_owned(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64> {
-        let conn = self.conn().await?;
-        self.update(|s| s.starting(sql));
-        let params: Vec<Value> = params.into_iter().map(into_spin).collect();
-        let ran = conn.execute(sql, &params).map_err(sql_error);
-        self.update(|s| s.finished(sql, ran.is_ok()));
-        ran?;
-        Ok(conn.changes())
+        self.execute_values(sql, params.into_iter().map(into_spin).collect())
+            .await
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Rows> {
