@@ -35,18 +35,13 @@ impl ByteSet {
     /// or `bytes.len()` when there is none.
     #[inline]
     pub fn find(&self, bytes: &[u8], from: usize) -> usize {
-        let mut i = from;
-        while let Some(block) = bytes.get(i..i + 16) {
-            let block: &[u8; 16] = block.try_into().unwrap_or(&[0; 16]);
-            if self.block_hits(block) {
-                break;
-            }
-            i += 16;
-        }
-        while i < bytes.len() && !self.contains(bytes[i]) {
-            i += 1;
-        }
-        i
+        let from = from.min(bytes.len());
+        let (blocks, _) = bytes[from..].as_chunks::<16>();
+        let start = from + 16 * blocks.iter().take_while(|b| !self.block_hits(b)).count();
+        bytes[start..]
+            .iter()
+            .position(|&b| self.contains(b))
+            .map_or(bytes.len(), |p| start + p)
     }
 
     /// Whether any byte of `block` is in the set.
