@@ -440,19 +440,9 @@ mod body_tests {
             "</script>",
             "\u{2028}",
         ];
-        let mut seed: u64 = 11;
+        let mut texts = ragspin_testkit::PieceTexts::new(&pieces, 40, 11);
         for round in 0..3000 {
-            let mut input = Vec::new();
-            for _ in 0..(seed % 4 + 1) {
-                let mut text = String::new();
-                for _ in 0..(seed % 40) {
-                    seed = seed
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
-                }
-                input.push(text);
-            }
+            let input: Vec<String> = (0..texts.below(4) + 1).map(|_| texts.next_text()).collect();
             let model = (round % 2 == 0).then_some("text-embedding-3-small");
             let dimensions = (round % 3 == 0).then_some(256);
             let expected = serde_json::to_vec(&EmbeddingsBody {

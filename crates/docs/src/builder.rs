@@ -206,15 +206,9 @@ mod tests {
             "the quick brown fox",
             "jumps over the lazy dog. ",
         ];
-        let mut seed = 7u64;
+        let mut texts = ragspin_testkit::PieceTexts::new(&pieces, 40, 7);
         for _ in 0..5000 {
-            let mut text = String::new();
-            for _ in 0..(seed % 40) {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
-            }
+            let text = texts.next_text();
             assert_eq!(clean(&text), clean_by_chars(&text), "{text:?}");
         }
     }

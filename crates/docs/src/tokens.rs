@@ -303,16 +303,9 @@ mod tests {
             "@#",
             "A1b2",
         ];
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut texts = ragspin_testkit::PieceTexts::new(&pieces, 12, 0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            let mut text = String::new();
-            for _ in 0..(seed % 12) {
-                seed = seed
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                text.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
-            }
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let text = texts.next_text();
             assert!(text.is_ascii());
             assert_eq!(
                 count_ascii(text.as_bytes()),

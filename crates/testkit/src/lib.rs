@@ -15,6 +15,8 @@
 //! | `ChatModel` | [`ScriptedChat`] | queued answers; records requests |
 //! | `Retriever` | [`MemoryRetriever`] | term-overlap scoring |
 //!
+//! [`PieceTexts`] makes deterministic mixed texts for tests of fast paths.
+//!
 //! The fakes use `Mutex`, not `RefCell`, so they are `Send + Sync` and can be
 //! shared by multi-threaded benchmarks.
 
@@ -24,6 +26,7 @@ mod fakes;
 mod native_http;
 #[cfg(not(target_arch = "wasm32"))]
 mod sqlite;
+mod texts;
 mod timer;
 
 pub use fakes::{
@@ -33,6 +36,7 @@ pub use fakes::{
 pub use native_http::NativeHttp;
 #[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteSql;
+pub use texts::PieceTexts;
 pub use timer::InstantTimer;
 #[cfg(not(target_arch = "wasm32"))]
 pub use timer::RealTimer;
