@@ -891,28 +891,39 @@ pub async fn bm25_max_score<S: Sql>(
     let Some((essential, bound)) = split_essential(words, df, total) else {
         return Ok(None);
     };
-    let (clauses, params) = filter.sql(6);
+    let (clauses, params) = filter.sql(5);
+    let (every, rare) = (quote_words(words), quote_words(&essential));
     let mut all = vec![
-        SqlValue::Text(quote_words(words)),
+        SqlValue::Text(format!("({every}) AND ({rare})")),
         SqlValue::Text(index.to_string()),
         SqlValue::Integer(version),
         SqlValue::Integer(limit as i64),
-        SqlValue::Text(quote_words(&essential)),
     ];
     all.extend(params);
-    // `CROSS JOIN` keeps FTS5 the outer loop (else SQLite may walk the
-    // version's chunks and ask FTS5 about each id: 290 ms at 10k rows);
-    // `+rowid`: without the `+`, SQLite hands each id to FTS5 as a
-    // `rowid =` lookup that re-runs the whole query per id (30x slower).
+    all.push(SqlValue::Text(rare));
+    let rare_at = all.len();
+    // `bm25()` sums one term per phrase of the query, so the rows holding an
+    // essential word are scored by `(every word) AND (essential words)` —
+    // which FTS5 answers by seeking the common words' doclists to the rare
+    // rows instead of walking them — minus the essential words' own
+    // `bm25()` (their phrases appear twice in that query). The result is
+    // the `bm25()` of every word to within rounding (the test holds it to
+    // scoring every match), and the essential-word query also gives the
+    // version and filter check its ids. `CROSS JOIN` keeps FTS5 the outer
+    // loop (else SQLite may walk the version's chunks and ask FTS5 about
+    // each id: 290 ms at 10k rows).
     let rows = sql
         .query(
             &format!(
                 "WITH e AS MATERIALIZED (
-                    SELECT c.id FROM rs_chunks_fts CROSS JOIN rs_chunks c ON c.id = rs_chunks_fts.rowid
-                    WHERE rs_chunks_fts MATCH ?5 AND c.index_name = ?2 AND c.version = ?3{clauses})
-                 SELECT rowid, -bm25(rs_chunks_fts) AS score FROM rs_chunks_fts
-                 WHERE rs_chunks_fts MATCH ?1 AND +rowid IN (SELECT id FROM e)
-                 ORDER BY score DESC, rowid LIMIT ?4"
+                    SELECT c.id, bm25(rs_chunks_fts) AS rare FROM rs_chunks_fts
+                    CROSS JOIN rs_chunks c ON c.id = rs_chunks_fts.rowid
+                    WHERE rs_chunks_fts MATCH ?{rare_at} AND c.index_name = ?2 AND c.version = ?3{clauses}),
+                 a AS MATERIALIZED (
+                    SELECT rowid AS id, bm25(rs_chunks_fts) AS both FROM rs_chunks_fts
+                    WHERE rs_chunks_fts MATCH ?1)
+                 SELECT a.id, e.rare - a.both AS score FROM a JOIN e ON e.id = a.id
+                 ORDER BY score DESC, a.id LIMIT ?4"
             ),
             &all,
         )

@@ -615,6 +615,62 @@ fn bm25_max_score_equals_scoring_every_match_or_declines() {
             assert!((gs - ws).abs() < 1e-9, "{query:?}");
         }
     }
+    // With a metadata filter (its parameters follow the query's): the same
+    // as scoring every match that passes it.
+    let mut settings = IndexSettings::default();
+    settings.fields.text_fields = vec!["text".into()];
+    settings.fields.metadata_fields = vec!["group".into()];
+    block_on(svc.put_index("grouped", settings)).unwrap();
+    let mut csv = String::from("text,group\n");
+    for k in 0..300 {
+        let alpha = vec!["alpha"; 1 + k % 3].join(" ");
+        let omega = if k % 50 < 3 { "omega" } else { "" };
+        let filler = vec!["filler"; k % 11].join(" ");
+        csv.push_str(&format!("item{k} {alpha} {omega} {filler},{}\n", k % 2));
+    }
+    let doc = NewDocument {
+        filename: "grouped.csv".into(),
+        content_type: Some("text/csv".into()),
+        content: csv.into_bytes(),
+        ..Default::default()
+    };
+    block_on(svc.ingest("grouped", doc, None::<&HashEmbedder>, u64::MAX)).unwrap();
+    let words: Vec<String> = ["alpha", "omega"].iter().map(|w| w.to_string()).collect();
+    let (df, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
+    let filter = Filter::parse(&json!({"group": 1})).unwrap();
+    let got = block_on(ragspin_index::search::bm25_max_score(
+        &sql,
+        "grouped",
+        1,
+        &words,
+        (&df, total),
+        &filter,
+        limit,
+    ))
+    .unwrap()
+    .expect("MaxScore proves the filtered top 5");
+    let rows = block_on(sql.query(
+        "SELECT c.id, -bm25(rs_chunks_fts) AS score FROM rs_chunks_fts
+         JOIN rs_chunks c ON c.id = rs_chunks_fts.rowid
+         WHERE rs_chunks_fts MATCH '\"alpha\" OR \"omega\"' AND c.index_name = 'grouped'
+           AND c.version = 1 AND json_extract(c.metadata, '$.group') = 1
+         ORDER BY score DESC, c.id LIMIT 5",
+        &[],
+    ))
+    .unwrap();
+    let want: Vec<(i64, f64)> = rows
+        .rows
+        .iter()
+        .map(|r| match (&r.0[0], &r.0[1]) {
+            (SqlValue::Integer(id), SqlValue::Real(s)) => (*id, *s),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for ((gid, gs), (wid, ws)) in got.iter().zip(&want) {
+        assert_eq!(gid, wid, "filtered: {got:?} vs {want:?}");
+        assert!((gs - ws).abs() < 1e-9, "filtered: {got:?} vs {want:?}");
+    }
     // Too few rows hold the rare word: not provable, so it declines.
     let words: Vec<String> = ["alpha", "delta"].iter().map(|w| w.to_string()).collect();
     let (df, total) = block_on(ragspin_index::search::term_stats(&sql, &words)).unwrap();
