@@ -488,6 +488,20 @@ async fn bm25_ranked<S: Sql>(
         return Ok(Vec::new());
     }
     let (df, total) = term_stats_in(sql, &words, fts).await?;
+    // An ASCII word in no FTS row matches nothing and adds nothing to any
+    // row's `bm25()` (a phrase scores only in rows that hold it; the other
+    // phrases' IDFs do not depend on it), so it is left out of the MATCH:
+    // FTS5 would look it up in every segment, and count its rows, for
+    // nothing (most of a question's words: "how", "does", …). A word with
+    // other letters stays: `unicode61` may index it under another form
+    // (diacritics folded) than the one counted.
+    let words: Vec<String> = words
+        .into_iter()
+        .filter(|w| !w.is_ascii() || df.contains_key(w))
+        .collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
     let words = keep_rare_terms(words, &df, total);
     if let Some(ranked) =
         bm25_max_score(sql, index, version, &words, (&df, total), filter, limit).await?

@@ -459,6 +459,37 @@ fn bm25_ids(sql: &SqliteSql, index: &str, query: &str, top_k: usize) -> Vec<Stri
 }
 
 #[test]
+fn words_no_row_holds_leave_the_match_and_words_with_diacritics_still_match() {
+    let sql = SqliteSql::new().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let svc = IndexService::new(&sql, &clock);
+    block_on(svc.migrate()).unwrap();
+    // "widget" is in every row, "café" in two.
+    csv_index(&svc, "shop", 40, |k| {
+        let extra = if k % 20 == 3 { "café" } else { "plain" };
+        format!("widget {k} {extra}")
+    });
+    // Only the common word can match: it is searched alone (before, the
+    // absent word was kept as the rarest and nothing was found).
+    let hits = bm25_ids(&sql, "shop", "widget zzyzx", 5);
+    assert_eq!(hits.len(), 5, "{hits:?}");
+    assert!(hits.iter().all(|h| h.contains("widget")), "{hits:?}");
+    // An absent word beside a matching one changes nothing.
+    assert_eq!(
+        bm25_ids(&sql, "shop", "plain zzyzx widget", 10),
+        bm25_ids(&sql, "shop", "plain widget", 10)
+    );
+    // FTS5 folds diacritics: "café" and "cafe" find the same two rows,
+    // though the vocabulary counts only "cafe".
+    for query in ["café", "cafe", "CAFÉ zzyzx"] {
+        let hits = bm25_ids(&sql, "shop", query, 5);
+        assert_eq!(hits.len(), 2, "{query}: {hits:?}");
+        assert!(hits.iter().all(|h| h.contains("café")), "{query}: {hits:?}");
+    }
+    assert!(bm25_ids(&sql, "shop", "zzyzx qqq", 5).is_empty());
+}
+
+#[test]
 fn a_term_in_most_chunks_does_not_change_the_bm25_ranking() {
     let sql = SqliteSql::new().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
