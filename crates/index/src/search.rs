@@ -1191,12 +1191,14 @@ pub async fn vector_ranked<S: Sql>(
     let mut missing = Vec::new();
     {
         let e = lock(&entry);
+        let mut kept = Vec::with_capacity(candidates.len());
         for id in candidates {
             match e.rescoring.get(&id) {
-                Some(v) => scored.push((id, rescorer.cosine_stored(v))),
+                Some(v) => kept.push((id, v)),
                 None => missing.push(id),
             }
         }
+        rescorer.cosines_stored(&kept, &mut scored);
     }
     let stored = vector_bytes(sql, &missing, dims).await?;
     scored.extend(stored.iter().map(|(id, v)| (id, rescorer.cosine_stored(v))));
@@ -1519,6 +1521,76 @@ impl<'q> Rescorer<'q> {
         };
         unit_ratio(f64::from(dot), self.norm2, f64::from(norm2))
     }
+
+    /// [`cosine_stored`](Self::cosine_stored) of each `(id, bytes)`, bit
+    /// for bit, appended to `out`: `f16` vectors go two at a time through
+    /// one loop (the query's lanes loaded once for both, and two vectors'
+    /// bytes streaming from memory at once — the kept vectors' cosines were
+    /// bound by fetching them, not by the arithmetic).
+    pub fn cosines_stored(&self, items: &[(i64, &[u8])], out: &mut Vec<(i64, f64)>) {
+        let f16 = |b: &[u8]| Stored::of(b.len(), self.query.len()) == Some(Stored::F16);
+        let mut rest = items;
+        while let [(i, v), (j, w), tail @ ..] = rest {
+            if f16(v) && f16(w) {
+                let [(dv, nv), (dw, nw)] = dot_norm_f16_pair(self.query, v, w);
+                out.push((*i, unit_ratio(f64::from(dv), self.norm2, f64::from(nv))));
+                out.push((*j, unit_ratio(f64::from(dw), self.norm2, f64::from(nw))));
+                rest = tail;
+            } else {
+                out.push((*i, self.cosine_stored(v)));
+                rest = &rest[1..];
+            }
+        }
+        for (i, v) in rest {
+            out.push((*i, self.cosine_stored(v)));
+        }
+    }
+}
+
+/// Holds [`Rescorer::cosines_stored`] to [`Rescorer::cosine_stored`] of
+/// each vector, bit for bit, on `f16` and `f32` vectors of lengths around
+/// the 8-lane groups, in runs that pair them every way. Run natively by the
+/// unit tests and, in wasm (where the `simd128` kernels are), by the
+/// test-only contract component.
+pub fn check_rescoring() -> Result<(), String> {
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    for n in [1usize, 7, 8, 9, 16, 17, 384, 1536, 1537] {
+        let q: Vec<f32> = (0..n).map(|_| next()).collect();
+        let r = Rescorer::new(&q);
+        let mut stored: Vec<Vec<u8>> = (0..7)
+            .map(|_| {
+                let v: Vec<f32> = (0..n).map(|_| next()).collect();
+                crate::vectors::encode_f16(&v)
+            })
+            .collect();
+        let v: Vec<f32> = (0..n).map(|_| next()).collect();
+        stored.insert(3, ragspin_core::encode_f32(&v));
+        stored.insert(5, vec![1, 2, 3]);
+        let items: Vec<(i64, &[u8])> = stored
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (k as i64, b.as_slice()))
+            .collect();
+        for start in 0..items.len() {
+            let mut got = Vec::new();
+            r.cosines_stored(&items[start..], &mut got);
+            let want: Vec<(i64, u64)> = items[start..]
+                .iter()
+                .map(|(id, b)| (*id, r.cosine_stored(b).to_bits()))
+                .collect();
+            let got: Vec<(i64, u64)> = got.iter().map(|(id, c)| (*id, c.to_bits())).collect();
+            if got != want {
+                return Err(format!("{n} dims from item {start}: {got:?} ≠ {want:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One little-endian `f32` (4 bytes).
@@ -1602,6 +1674,68 @@ fn dot_norm_simd(
         norm += y * y;
     }
     (dot, norm)
+}
+
+/// [`dot_norm_f16`] of `v` and of `w` (the same length) in one loop: each
+/// vector's lanes add the same products in the same order as alone.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn dot_norm_f16_pair(q: &[f32], v: &[u8], w: &[u8]) -> [(f32, f32); 2] {
+    use core::arch::wasm32::{
+        f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, u32x4_extend_high_u16x8,
+        u32x4_extend_low_u16x8, u32x4_shl, u32x4_splat, v128, v128_and, v128_or,
+    };
+    let (magnitude, sign) = (u32x4_splat(0x7fff), u32x4_splat(0x8000));
+    let rebase = f32x4_splat(f32::from_bits(0x7780_0000));
+    let widen = |bits: v128| {
+        let m = f32x4_mul(u32x4_shl(v128_and(bits, magnitude), 13), rebase);
+        v128_or(m, u32x4_shl(v128_and(bits, sign), 16))
+    };
+    let eight = |y: &[u8]| {
+        let halves: v128 = bytemuck::pod_read_unaligned(y);
+        (
+            widen(u32x4_extend_low_u16x8(halves)),
+            widen(u32x4_extend_high_u16x8(halves)),
+        )
+    };
+    let (qc, vc, wc) = (q.chunks_exact(8), v.chunks_exact(16), w.chunks_exact(16));
+    let done = qc.len().min(vc.len()).min(wc.len()) * 8;
+    let zero = f32x4_splat(0.0);
+    let (mut d0, mut d1, mut n0, mut n1) = (zero, zero, zero, zero);
+    let (mut e0, mut e1, mut m0, mut m1) = (zero, zero, zero, zero);
+    for ((x, y), z) in qc.zip(vc).zip(wc) {
+        let a0: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[..4]));
+        let a1: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[4..]));
+        let (b0, b1) = eight(y);
+        let (c0, c1) = eight(z);
+        d0 = f32x4_add(d0, f32x4_mul(a0, b0));
+        d1 = f32x4_add(d1, f32x4_mul(a1, b1));
+        n0 = f32x4_add(n0, f32x4_mul(b0, b0));
+        n1 = f32x4_add(n1, f32x4_mul(b1, b1));
+        e0 = f32x4_add(e0, f32x4_mul(a0, c0));
+        e1 = f32x4_add(e1, f32x4_mul(a1, c1));
+        m0 = f32x4_add(m0, f32x4_mul(c0, c0));
+        m1 = f32x4_add(m1, f32x4_mul(c1, c1));
+    }
+    let sum = |a: v128, b: v128| {
+        let s = f32x4_add(a, b);
+        (f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<1>(s))
+            + (f32x4_extract_lane::<2>(s) + f32x4_extract_lane::<3>(s))
+    };
+    let mut out = [(sum(d0, d1), sum(n0, n1)), (sum(e0, e1), sum(m0, m1))];
+    for (k, bytes) in [v, w].into_iter().enumerate() {
+        for (x, y) in q[done..].iter().zip(bytes[done * 2..].chunks_exact(2)) {
+            let y = f16_le(y);
+            out[k].0 += x * y;
+            out[k].1 += y * y;
+        }
+    }
+    out
+}
+
+/// The portable twin of the paired `f16` `simd128` kernel.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn dot_norm_f16_pair(q: &[f32], v: &[u8], w: &[u8]) -> [(f32, f32); 2] {
+    [dot_norm_f16(q, v), dot_norm_f16(q, w)]
 }
 
 /// The portable twin of the `f16` `simd128` kernel.
@@ -1737,6 +1871,11 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn paired_rescoring_matches_one_vector_at_a_time_bit_for_bit() {
+        check_rescoring().unwrap();
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! and answers `{"<suite>": "ok" | "<violation>"}` — the same suites the
 //! in-memory implementations pass natively — plus `vector_kernels`: the
 //! `simd128` Hamming and asymmetric-score kernels, which exist only in wasm,
-//! checked against a bit-by-bit count, and `byte_scan`: the `simd128` block
+//! checked against a bit-by-bit count (and the paired rescoring kernel
+//! against one vector at a time), and `byte_scan`: the `simd128` block
 //! check of `ragspin_core::bytescan` against a byte-by-byte scan.
 #![cfg(target_arch = "wasm32")]
 
@@ -33,11 +34,14 @@ async fn handle(_request: HttpRequest) -> HttpResponse {
         ),
         (
             "vector_kernels",
-            ragspin_index::vectors::check_kernels().map_err(|detail| contract::Violation {
-                suite: "vector_kernels",
-                check: "the simd128 kernels count bits like a bit-by-bit comparison",
-                detail,
-            }),
+            ragspin_index::vectors::check_kernels()
+                .and_then(|()| ragspin_index::search::check_rescoring())
+                .map_err(|detail| contract::Violation {
+                    suite: "vector_kernels",
+                    check: "the simd128 kernels count bits like a bit-by-bit comparison \
+                            and rescore vectors in pairs as one at a time",
+                    detail,
+                }),
         ),
     ];
     let out: serde_json::Map<String, serde_json::Value> = results
