@@ -1603,6 +1603,13 @@ fn f32_le(b: &[u8]) -> f32 {
 /// [`crate::vectors::f16_to_f32`] (mask, shift, one multiply, the sign OR-ed back).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
+    dot_norm_simd(q, v, 2, f16x8, f16_le)
+}
+
+/// Eight little-endian halves (16 bytes) as two `f32x4`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn f16x8(y: &[u8]) -> (core::arch::wasm32::v128, core::arch::wasm32::v128) {
     use core::arch::wasm32::{
         f32x4_mul, f32x4_splat, u32x4_extend_high_u16x8, u32x4_extend_low_u16x8, u32x4_shl,
         u32x4_splat, v128, v128_and, v128_or,
@@ -1613,14 +1620,11 @@ fn dot_norm_f16(q: &[f32], v: &[u8]) -> (f32, f32) {
         let m = f32x4_mul(u32x4_shl(v128_and(bits, magnitude), 13), rebase);
         v128_or(m, u32x4_shl(v128_and(bits, sign), 16))
     };
-    let eight = |y: &[u8]| {
-        let halves: v128 = bytemuck::pod_read_unaligned(y);
-        (
-            widen(u32x4_extend_low_u16x8(halves)),
-            widen(u32x4_extend_high_u16x8(halves)),
-        )
-    };
-    dot_norm_simd(q, v, 2, eight, f16_le)
+    let halves: v128 = bytemuck::pod_read_unaligned(y);
+    (
+        widen(u32x4_extend_low_u16x8(halves)),
+        widen(u32x4_extend_high_u16x8(halves)),
+    )
 }
 
 /// `(q · v, v · v)` for `v` given as little-endian `f32` bytes: plain
@@ -1680,23 +1684,7 @@ fn dot_norm_simd(
 /// vector's lanes add the same products in the same order as alone.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn dot_norm_f16_pair(q: &[f32], v: &[u8], w: &[u8]) -> [(f32, f32); 2] {
-    use core::arch::wasm32::{
-        f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, u32x4_extend_high_u16x8,
-        u32x4_extend_low_u16x8, u32x4_shl, u32x4_splat, v128, v128_and, v128_or,
-    };
-    let (magnitude, sign) = (u32x4_splat(0x7fff), u32x4_splat(0x8000));
-    let rebase = f32x4_splat(f32::from_bits(0x7780_0000));
-    let widen = |bits: v128| {
-        let m = f32x4_mul(u32x4_shl(v128_and(bits, magnitude), 13), rebase);
-        v128_or(m, u32x4_shl(v128_and(bits, sign), 16))
-    };
-    let eight = |y: &[u8]| {
-        let halves: v128 = bytemuck::pod_read_unaligned(y);
-        (
-            widen(u32x4_extend_low_u16x8(halves)),
-            widen(u32x4_extend_high_u16x8(halves)),
-        )
-    };
+    use core::arch::wasm32::{f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, v128};
     let (qc, vc, wc) = (q.chunks_exact(8), v.chunks_exact(16), w.chunks_exact(16));
     let done = qc.len().min(vc.len()).min(wc.len()) * 8;
     let zero = f32x4_splat(0.0);
@@ -1705,8 +1693,8 @@ fn dot_norm_f16_pair(q: &[f32], v: &[u8], w: &[u8]) -> [(f32, f32); 2] {
     for ((x, y), z) in qc.zip(vc).zip(wc) {
         let a0: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[..4]));
         let a1: v128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&x[4..]));
-        let (b0, b1) = eight(y);
-        let (c0, c1) = eight(z);
+        let (b0, b1) = f16x8(y);
+        let (c0, c1) = f16x8(z);
         d0 = f32x4_add(d0, f32x4_mul(a0, b0));
         d1 = f32x4_add(d1, f32x4_mul(a1, b1));
         n0 = f32x4_add(n0, f32x4_mul(b0, b0));
