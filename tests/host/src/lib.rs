@@ -147,6 +147,9 @@ impl HandlerState for ComponentHandler {
             app: self.app.clone(),
         };
         let mut store = Store::new(&self.engine, state);
+        // With epoch interruption on, a store without a deadline traps at
+        // once; Spin's `StoreBuilder` sets this "practically forever" one.
+        store.set_epoch_deadline(u64::MAX / 2);
         if fuel_metering() {
             wt(store.set_fuel(u64::MAX)).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
         }
@@ -313,16 +316,27 @@ fn fuel_metering() -> bool {
     *ON.get_or_init(|| std::env::var_os("RAGSPIN_HOST_FUEL").is_some())
 }
 
+/// Spin's epoch tick (`spin_core::DEFAULT_EPOCH_TICK_INTERVAL`).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
 /// The process-wide engine, configured as Spin 4.0 configures its own
-/// (component model with async on).
+/// (`spin_core::Config::default`): component model with async on, epoch
+/// interruption (a thread ticks every [`EPOCH_TICK`]; stores get a deadline
+/// of `u64::MAX / 2` ticks, as Spin's `StoreBuilder` sets) and, where the
+/// address space allows it, the pooling instance allocator with Spin's
+/// defaults (see [`spin_pooling`]).
 pub fn engine() -> Result<Engine> {
     static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
     if let Some(engine) = ENGINE.get() {
         return Ok(engine.clone());
     }
     let mut config = Config::new();
+    config.epoch_interruption(true);
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
+    if let Some(pooling) = spin_pooling() {
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    }
     // Profiling aid, not a Spin setting: `RAGSPIN_HOST_PERFMAP=1` writes
     // /tmp/perf-<pid>.map so `perf report` names the components' functions
     // (build them with `CARGO_PROFILE_RELEASE_STRIP=false` to keep names).
@@ -336,7 +350,74 @@ pub fn engine() -> Result<Engine> {
         config.consume_fuel(true);
     }
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:?}"))?;
-    Ok(ENGINE.get_or_init(|| engine).clone())
+    let engine = ENGINE.get_or_init(|| engine).clone();
+    static TICKER: std::sync::Once = std::sync::Once::new();
+    TICKER.call_once(|| {
+        let weak = engine.weak();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                let Some(engine) = weak.upgrade() else { break };
+                engine.increment_epoch();
+            }
+        });
+    });
+    Ok(engine)
+}
+
+/// Spin 4.0's pooling allocator settings (`spin_core::Config::default`),
+/// with the same `SPIN_*` environment overrides, or `None` where Spin
+/// would not pool: `SPIN_WASMTIME_POOLING=0`, or (unless it is `1`) when
+/// 42 bits of address space cannot be reserved for one memory.
+fn spin_pooling() -> Option<wasmtime::PoolingAllocationConfig> {
+    const MB: usize = 1 << 20;
+    fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+    match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("0") => return None,
+        Ok("1") => {}
+        _ if !address_space_for_pooling() => return None,
+        _ => {}
+    }
+    let max = env("SPIN_MAX_INSTANCE_COUNT", 1_000u32);
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(env("SPIN_WASMTIME_INSTANCE_COUNT", max))
+        .total_memories(env("SPIN_WASMTIME_TOTAL_MEMORIES", max))
+        .total_tables(env("SPIN_WASMTIME_TOTAL_TABLES", 2 * max))
+        .total_stacks(env("SPIN_WASMTIME_TOTAL_STACKS", max))
+        .total_core_instances(env("SPIN_WASMTIME_TOTAL_CORE_INSTANCES", 4 * max))
+        .table_elements(env("SPIN_WASMTIME_INSTANCE_TABLE_ELEMENTS", 100_000))
+        .max_component_instance_size(env("SPIN_WASMTIME_INSTANCE_SIZE", 10 * MB))
+        .max_core_instance_size(env("SPIN_WASMTIME_CORE_INSTANCE_SIZE", 10 * MB))
+        .max_core_instances_per_component(env("SPIN_WASMTIME_CORE_INSTANCE_COUNT", 200))
+        .max_tables_per_component(env("SPIN_WASMTIME_INSTANCE_TABLES", 64))
+        .max_memories_per_component(env("SPIN_WASMTIME_INSTANCE_MEMORIES", 32))
+        .max_tables_per_module(env("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2))
+        .max_memories_per_module(env("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2))
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(env("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 * MB))
+        .table_keep_resident(env("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MB / 2));
+    Some(pooling)
+}
+
+/// Spin's probe for the pooling allocator: can a 64-bit memory reserve
+/// 42 bits of address space (some aarch64 and riscv64 systems have 39)?
+fn address_space_for_pooling() -> bool {
+    const BITS: u32 = 42;
+    let mut config = Config::new();
+    config.wasm_memory64(true);
+    config.memory_reservation(1 << BITS);
+    let Ok(engine) = Engine::new(&config) else {
+        return false;
+    };
+    let mut store = Store::new(&engine, ());
+    let ty = wasmtime::MemoryType::new64(0, Some(1 << (BITS - 16)));
+    wasmtime::Memory::new(&mut store, ty).is_ok()
 }
 
 fn wt<T>(r: wasmtime::Result<T>) -> Result<T> {
