@@ -21,7 +21,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedDocument> {
         | Options::ENABLE_HEADING_ATTRIBUTES
         | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS
         | Options::ENABLE_PLUSES_DELIMITED_METADATA_BLOCKS;
-    let mut state = State::default();
+    let mut state = State {
+        doc: Builder::with_capacity(source.len()),
+        ..State::default()
+    };
     for event in Parser::new_ext(source, options) {
         state.event(event);
     }

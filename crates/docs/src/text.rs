@@ -45,7 +45,7 @@ pub(crate) fn paragraphs(text: &str) -> impl Iterator<Item = String> + '_ {
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<ParsedDocument> {
     let text = decode(bytes)?;
-    let mut doc = Builder::default();
+    let mut doc = Builder::with_capacity(text.len());
     for paragraph in paragraphs(text) {
         doc.block(&paragraph, &[]);
     }

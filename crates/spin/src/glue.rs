@@ -159,17 +159,27 @@ async fn decode(request: WasiRequest) -> (HttpRequest, Result<(), Error>) {
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY_BYTES as u64) {
         return (head, Err(too_large()));
     }
-    match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
-        Ok(body) => {
-            head.body = Vec::from(body.to_bytes());
-            (head, Ok(()))
-        }
-        Err(e) if e.is::<LengthLimitError>() => (head, Err(too_large())),
-        Err(e) => {
-            let error = Error::bad_request(format!("could not read request body: {e}"));
-            (head, Err(error))
+    // Each piece is appended as it arrives, into one buffer of the declared
+    // length: collecting the pieces and then joining them held the body
+    // twice (a 10 MB upload grew the instance's memory by 21 MB).
+    let mut body = std::pin::pin!(Limited::new(body, MAX_REQUEST_BODY_BYTES));
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Err(e) if e.is::<LengthLimitError>() => return (head, Err(too_large())),
+            Err(e) => {
+                let error = Error::bad_request(format!("could not read request body: {e}"));
+                return (head, Err(error));
+            }
         }
     }
+    head.body = bytes;
+    (head, Ok(()))
 }
 
 fn encode(response: HttpResponse) -> Result<WasiResponse, ErrorCode> {

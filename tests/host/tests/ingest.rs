@@ -278,3 +278,117 @@ fn versions_build_beside_the_live_one_then_swap_and_roll_back() {
     assert_eq!(back["active_version"], 1);
     assert_eq!(back["stats"]["chunks"].as_i64().unwrap(), v1_chunks);
 }
+
+/// The request body as the component reads it (`ragspin_spin` glue):
+/// whole whether or not the client declares its length, and a clear 413
+/// past `MAX_REQUEST_BODY_BYTES` either way.
+#[test]
+fn bodies_are_read_whole_with_or_without_a_length_and_refused_past_the_limit() {
+    let api = Api::start(app(&["ingest"]));
+    assert_eq!(api.send("PUT", "/v1/indexes/docs", None).0, 201);
+    let guide = String::from_utf8(fixture("guide.md")).unwrap();
+    let body = serde_json::to_vec(&json!({"filename": "guide.md", "content": guide})).unwrap();
+    // No `content-length`: a reader of unknown size goes out chunked, in
+    // small pieces.
+    let chunked = |bytes: Vec<u8>| {
+        reqwest::blocking::Body::new(std::io::BufReader::with_capacity(
+            1000,
+            std::io::Cursor::new(bytes),
+        ))
+    };
+    let res = api
+        .request("POST", "/v1/indexes/docs/documents")
+        .header("content-type", "application/json")
+        .body(chunked(body))
+        .send()
+        .unwrap();
+    let status = res.status().as_u16();
+    let created: Value = res.json().unwrap();
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["document"]["content_hash"],
+        ragspin_index::sha256_hex(guide.as_bytes())
+    );
+
+    // `ragspin_spin::MAX_REQUEST_BODY_BYTES` (that crate builds for wasm only).
+    let limit: usize = 16 * 1024 * 1024;
+    // Raw HTTP/1.1, so that every byte sent is read before the answer (a
+    // server that closes with part of an upload unread resets the
+    // connection, which can cut the answer off at the client): a declared
+    // length over the limit with no body at all, and one chunk one byte
+    // over the limit without the chunk that would end the body.
+    let head = |framing: &str| {
+        format!(
+            "POST /v1/indexes/docs/documents HTTP/1.1\r\nhost: localhost\r\n\
+             authorization: Bearer {}\r\ncontent-type: application/json\r\n{framing}\r\n\r\n",
+            api.token
+        )
+    };
+    let declared = head(&format!("content-length: {}", limit + 1)).into_bytes();
+    let mut chunked = head("transfer-encoding: chunked").into_bytes();
+    chunked.extend_from_slice(format!("{:x}\r\n", limit + 1).as_bytes());
+    chunked.resize(chunked.len() + limit + 1, b'a');
+    for (name, request) in [("declared", declared), ("chunked", chunked)] {
+        let (status, body) = raw_exchange(&api.url("/"), &request);
+        assert_eq!(status, 413, "{name}: {body}");
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(err["error"]["code"], "payload_too_large", "{name}: {err}");
+    }
+    let (_, index) = api.send("GET", "/v1/indexes/docs", None);
+    assert_eq!(index["stats"]["documents"], 1, "{index}");
+}
+
+/// Writes `request` to the host at `base_url` and reads the answer until
+/// its body is in (by `content-length` or chunked): (status, body).
+fn raw_exchange(base_url: &str, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+        };
+        if let Some(length) = header("content-length") {
+            let length: usize = length.parse().unwrap();
+            if body.len() >= length {
+                return (status, body[..length].to_string());
+            }
+        } else if body.ends_with("0\r\n\r\n") {
+            // Chunked: size line, data, CRLF; until the empty chunk.
+            let (mut rest, mut out) = (body, String::new());
+            loop {
+                let (size, after) = rest.split_once("\r\n").unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                if size == 0 {
+                    return (status, out);
+                }
+                out.push_str(&after[..size]);
+                rest = &after[size + 2..];
+            }
+        }
+    }
+}
