@@ -15,9 +15,9 @@ pub(crate) struct Builder {
 
 impl Builder {
     /// A builder whose text has room for `bytes` without growing: a parser
-    /// passes its input's length, which bounds the text of Markdown, plain
-    /// text and CSV rows (growing by doubling instead took up to twice the
-    /// final size in fresh memory, and copied each time).
+    /// passes its input's length, which bounds the text of Markdown and
+    /// plain text (growing by doubling instead took up to twice the final
+    /// size in fresh memory, and copied each time).
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         Builder {
             text: String::with_capacity(bytes),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Api, app, root};
+use common::{Api, app, read_http_message, root};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -338,57 +338,18 @@ fn bodies_are_read_whole_with_or_without_a_length_and_refused_past_the_limit() {
     assert_eq!(index["stats"]["documents"], 1, "{index}");
 }
 
-/// Writes `request` to the host at `base_url` and reads the answer until
-/// its body is in (by `content-length` or chunked): (status, body).
+/// Writes `request` to the host at `base_url` and reads its answer:
+/// (status, body).
 fn raw_exchange(base_url: &str, request: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = base_url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
+    use std::io::Write;
+    let addr = base_url.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     stream.write_all(request).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "connection closed early: {}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).into_owned();
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
-        };
-        if let Some(length) = header("content-length") {
-            let length: usize = length.parse().unwrap();
-            if body.len() >= length {
-                return (status, body[..length].to_string());
-            }
-        } else if body.ends_with("0\r\n\r\n") {
-            // Chunked: size line, data, CRLF; until the empty chunk.
-            let (mut rest, mut out) = (body, String::new());
-            loop {
-                let (size, after) = rest.split_once("\r\n").unwrap();
-                let size = usize::from_str_radix(size.trim(), 16).unwrap();
-                if size == 0 {
-                    return (status, out);
-                }
-                out.push_str(&after[..size]);
-                rest = &after[size + 2..];
-            }
-        }
-    }
+    let (line, body) = read_http_message(&mut std::io::BufReader::new(stream))
+        .expect("an HTTP answer before the connection closes");
+    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, String::from_utf8(body).unwrap())
 }

@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, app, client, root};
+use common::{Api, app, client, read_http_message, root};
 use ragspin_fake_azure::{FakeAzure, Fault, Route};
 use ragspin_host::HostOptions;
 use serde_json::{Value, json};
@@ -437,35 +437,8 @@ struct SlowUpstream {
 
 fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
+    let (line, body) = read_http_message(&mut reader)?;
     let path = line.split_whitespace().nth(1)?.to_string();
-    let (mut length, mut chunked) = (0, false);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        if header.trim().is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().ok()?;
-        }
-        if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
-            chunked = true;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    while chunked {
-        let mut size = String::new();
-        reader.read_line(&mut size).ok()?;
-        let n = usize::from_str_radix(size.trim(), 16).ok()?;
-        let mut piece = vec![0; n + 2];
-        reader.read_exact(&mut piece).ok()?;
-        body.extend_from_slice(&piece[..n]);
-        chunked = n > 0;
-    }
     Some((path, body))
 }
 

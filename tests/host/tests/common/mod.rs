@@ -158,3 +158,38 @@ impl Api {
         (status, json)
     }
 }
+
+/// Reads one HTTP/1.1 message, request or response, from `reader`: its
+/// start line and its body, framed by `content-length` or chunked (`None`
+/// when the stream ends or is malformed first).
+pub fn read_http_message(reader: &mut impl std::io::BufRead) -> Option<(String, Vec<u8>)> {
+    let mut start = String::new();
+    reader.read_line(&mut start).ok()?;
+    let (mut length, mut chunked) = (0, false);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        if header.trim().is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.trim().parse().ok()?;
+        }
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    while chunked {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        let mut piece = vec![0; n + 2];
+        reader.read_exact(&mut piece).ok()?;
+        body.extend_from_slice(&piece[..n]);
+        chunked = n > 0;
+    }
+    Some((start.trim_end().to_string(), body))
+}
