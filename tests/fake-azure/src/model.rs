@@ -16,27 +16,50 @@ pub fn estimate_tokens(text: &str) -> u32 {
 }
 
 /// The fake embedding of `text`: `dimensions` floats, unit length.
+///
+/// Each feature is hashed as the bytes of `w:{word}` or `t:{trigram}`
+/// (FNV-1a, then [`mix`]), fed piece by piece: no string is built per
+/// feature (the fake answers a 10 MB ingest's 7,000 texts in a fraction of
+/// the time that formatting every feature took).
 pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
     let dimensions = dimensions.max(1);
     let mut v = vec![0f32; dimensions];
-    let mut add = |feature: &str, weight: f32| {
-        let h = mix(fnv1a(feature.as_bytes()));
+    let mut add = |hash: u64, weight: f32| {
+        let h = mix(hash);
         // The modulo keeps the bucket below `dimensions`, a usize.
         #[allow(clippy::cast_possible_truncation)]
         let bucket = (h % dimensions as u64) as usize;
         v[bucket] += if h >> 63 == 0 { weight } else { -weight };
     };
     let mut any = false;
-    for word in words(text) {
+    // `^{word}$` and the byte offset of each of its chars, reused.
+    let mut padded = String::new();
+    let mut starts: Vec<usize> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
         any = true;
-        add(&format!("w:{word}"), 1.0);
-        let padded: Vec<char> = format!("^{word}$").chars().collect();
-        for tri in padded.windows(3) {
-            add(&format!("t:{}", tri.iter().collect::<String>()), 0.5);
+        padded.clear();
+        padded.push('^');
+        if word.is_ascii() {
+            padded.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            padded.push_str(&word.to_lowercase());
+        }
+        padded.push('$');
+        let lower = &padded[1..padded.len() - 1];
+        add(fnv1a_from(fnv1a(b"w:"), lower.as_bytes()), 1.0);
+        starts.clear();
+        starts.extend(padded.char_indices().map(|(i, _)| i));
+        starts.push(padded.len());
+        let trigram = fnv1a(b"t:");
+        for w in starts.windows(4) {
+            add(fnv1a_from(trigram, &padded.as_bytes()[w[0]..w[3]]), 0.5);
         }
     }
     if !any {
-        add(&format!("raw:{text}"), 1.0);
+        add(fnv1a_from(fnv1a(b"raw:"), text.as_bytes()), 1.0);
     }
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
@@ -223,7 +246,11 @@ pub fn answer(messages: &[Message]) -> String {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_from(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// FNV-1a continued over `bytes` from the hash of what came before them.
+fn fnv1a_from(mut hash: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -246,6 +273,62 @@ mod tests {
         Message {
             role: role.into(),
             content: content.into(),
+        }
+    }
+
+    /// The embedding as first written: a string per feature.
+    fn embed_by_strings(text: &str, dimensions: usize) -> Vec<f32> {
+        let mut v = vec![0f32; dimensions];
+        let mut add = |feature: &str, weight: f32| {
+            let h = mix(fnv1a(feature.as_bytes()));
+            #[allow(clippy::cast_possible_truncation)]
+            let bucket = (h % dimensions as u64) as usize;
+            v[bucket] += if h >> 63 == 0 { weight } else { -weight };
+        };
+        let mut any = false;
+        for word in words(text) {
+            any = true;
+            add(&format!("w:{word}"), 1.0);
+            let padded: Vec<char> = format!("^{word}$").chars().collect();
+            for tri in padded.windows(3) {
+                add(&format!("t:{}", tri.iter().collect::<String>()), 0.5);
+            }
+        }
+        if !any {
+            add(&format!("raw:{text}"), 1.0);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+
+    #[test]
+    fn embeddings_are_the_same_as_with_a_string_per_feature() {
+        // Recorded fixtures and golden numbers depend on the exact vectors:
+        // ASCII, mixed case, one-letter words, accents, a final sigma
+        // (lowercased by the whole word), Turkish dotted I (two chars
+        // lowercase), CJK, emoji, digits, punctuation only, empty.
+        let texts = [
+            "Battery life: 12 hours; the BEST budget phone!",
+            "a I x 9",
+            "Crème brûlée à la carte, naïve façade",
+            "ΟΔΟΣ Σίσυφος ΣΑΣ",
+            "İstanbul DİYARBAKIR",
+            "日本語のテキスト 和 中文",
+            "emoji 🚀 rockets🚀go",
+            "--- ... !!!",
+            "",
+        ];
+        for text in texts {
+            for dimensions in [1, 7, 256, 1536] {
+                assert_eq!(
+                    embed(text, dimensions),
+                    embed_by_strings(text, dimensions),
+                    "{text:?} at {dimensions}"
+                );
+            }
         }
     }
 
