@@ -16,6 +16,7 @@
 
 pub mod manifest;
 pub mod outbound;
+pub mod reference;
 pub mod routes;
 pub mod spin;
 pub mod storage;

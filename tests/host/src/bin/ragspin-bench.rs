@@ -15,6 +15,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> Result<()> {
+    println!("{}", ragspin_host::reference::measure()?);
     // `RAGSPIN_BENCH_PARTS=routes,azure,offline,markdown,csv` (the default:
     // all); ingest runs the corpora named, or both when none is.
     let parts = std::env::var("RAGSPIN_BENCH_PARTS")

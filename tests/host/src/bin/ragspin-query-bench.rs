@@ -343,6 +343,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
+    println!("{}", ragspin_host::reference::measure()?);
     if let Ok(dirs) = std::env::var("RAGSPIN_BENCH_AB") {
         let rounds = std::env::var("RAGSPIN_BENCH_ROUNDS")
             .ok()

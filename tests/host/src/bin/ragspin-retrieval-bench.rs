@@ -238,6 +238,7 @@ fn start(db: &Path) -> Result<(RunningHost, String, ragspin_host::MemoryOutputPi
 }
 
 fn main() -> Result<()> {
+    println!("{}", ragspin_host::reference::measure()?);
     let sizes: Vec<usize> = std::env::var("RAGSPIN_BENCH_SIZES")
         .unwrap_or_else(|_| "1000,10000,100000".into())
         .split(',')
