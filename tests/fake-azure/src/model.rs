@@ -35,10 +35,8 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
     // `^{word}$` and the byte offset of each of its chars, reused.
     let mut padded = String::new();
     let mut starts: Vec<usize> = Vec::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() {
-            continue;
-        }
+    let (word_seed, trigram_seed) = (fnv1a(b"w:"), fnv1a(b"t:"));
+    for word in word_pieces(text) {
         any = true;
         padded.clear();
         padded.push('^');
@@ -49,13 +47,15 @@ pub fn embed(text: &str, dimensions: usize) -> Vec<f32> {
         }
         padded.push('$');
         let lower = &padded[1..padded.len() - 1];
-        add(fnv1a_from(fnv1a(b"w:"), lower.as_bytes()), 1.0);
+        add(fnv1a_from(word_seed, lower.as_bytes()), 1.0);
         starts.clear();
         starts.extend(padded.char_indices().map(|(i, _)| i));
         starts.push(padded.len());
-        let trigram = fnv1a(b"t:");
         for w in starts.windows(4) {
-            add(fnv1a_from(trigram, &padded.as_bytes()[w[0]..w[3]]), 0.5);
+            add(
+                fnv1a_from(trigram_seed, &padded.as_bytes()[w[0]..w[3]]),
+                0.5,
+            );
         }
     }
     if !any {
@@ -82,9 +82,13 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Lowercase alphanumeric words.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    word_pieces(text).map(str::to_lowercase)
+}
+
+/// The runs of alphanumeric chars of `text`, as written.
+fn word_pieces(text: &str) -> impl Iterator<Item = &str> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
 }
 
 /// The answer text when no source shares a word with the question.
